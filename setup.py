@@ -1,0 +1,37 @@
+"""Installs lumiere-jax: a JAX/Flax reimplementation of Lumiere (space-time video diffusion)."""
+import setuptools
+
+setuptools.setup(
+    name="lumiere-jax",
+    version="0.1.0",
+    description="Lumiere space-time video diffusion in JAX/Flax NNX",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=setuptools.find_packages(include=["lumiere_jax", "lumiere_jax.*", "configs", "configs.*"]),
+    include_package_data=True,
+    package_data={"lumiere_jax": ["weights/**/*", "weights/*/*/*", "weights/*/*/*/*", "weights/*/*/*/*/*"]},
+    install_requires=[
+        "jax>=0.10.2",
+        "flax>=0.12.8",
+        "optax>=0.2.8",
+        "orbax-checkpoint>=0.12.8",
+        "tensorflow-datasets>=4.9.10",
+        "array-record>=0.8.6",
+        "grain>=0.2.18",
+        "einops>=0.8",
+        "ml-collections>=1.1.0",
+        "chex>=0.1.92",
+        "absl-py",
+        "numpy",
+        "pillow",
+        "imageio>=2.38",
+        "imageio-ffmpeg>=0.8",
+        "tqdm",
+    ],
+    extras_require={
+        "dev": ["pytest>=9"],
+        "tpu": ["libtpu"],
+    },
+    entry_points={"console_scripts": ["lumiere-jax=lumiere_jax.cli:main"]},
+)
