@@ -1,0 +1,52 @@
+"""Text-to-image U-Net on the shapes world (the frozen backbone that the STUNet inflates).
+
+Variants: `--config configs/t2i_shapes.py` (the shipped 32x32 model) or
+`--config configs/t2i_shapes.py:variant=tiny` (16x16, seconds per step on CPU; used by tests).
+"""
+import ml_collections
+
+VARIANTS = ("base", "tiny")
+
+
+def parse_arg(arg):
+    """'variant=tiny,foo=bar' -> dict."""
+    pairs = [p for p in (arg or "").split(",") if p]
+    return dict(p.split("=", 1) for p in pairs)
+
+
+def get_config(arg=None):
+    options = parse_arg(arg)
+    variant = options.get("variant", "base")
+    if variant not in VARIANTS:
+        raise ValueError(f"Unknown variant {variant!r}; allowed: {VARIANTS}.")
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+
+    config.model = dict(
+        kind="t2i",
+        text_encoder=dict(width=128, num_layers=3, num_heads=4, mlp_ratio=2, max_length=96),
+        unet=dict(resolution=32, base_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1,
+                  attention_resolutions=(8,), num_heads=4, context_features=128),
+    )
+    config.diffusion = dict(schedule="cosine", prediction="v", cond_drop_prob=0.1)
+    config.data = dict(resolution=32, num_frames=16, num_train=20000, num_validation=512,
+                       num_heldout=512, mode="frames", batch_size=32, data_dir="",
+                       worker_count=0, seed=0)
+    config.optim = dict(learning_rate=1e-3, warmup_steps=200, total_steps=4000,
+                        end_lr_fraction=0.05, weight_decay=0.0, b1=0.9, b2=0.99, clip_norm=1.0,
+                        ema_decay=0.999)
+    config.checkpoint = dict(every_steps=500, max_to_keep=2, init_from="")
+    config.log = dict(every_steps=50)
+    config.sample = dict(steps=50, guidance=3.0, sampler="ddim", dynamic_threshold=0.995)
+
+    if variant == "tiny":
+        config.model.text_encoder.update(width=32, num_layers=1, num_heads=2, max_length=96)
+        config.model.unet.update(resolution=16, base_channels=16, channel_mult=(1, 2),
+                                 attention_resolutions=(8,), num_heads=2, context_features=32)
+        config.data.update(resolution=16, num_frames=4, num_train=64, num_validation=16,
+                           num_heldout=16, batch_size=8)
+        config.optim.update(warmup_steps=2, total_steps=20)
+        config.checkpoint.update(every_steps=5)
+        config.log.update(every_steps=5)
+        config.sample.update(steps=8)
+    return config

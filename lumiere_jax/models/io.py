@@ -1,0 +1,83 @@
+"""Exported model checkpoints: `<dir>/params` (Orbax) plus `<dir>/config.json`.
+
+This is the format that ships in `lumiere_jax/weights/` and that the STUNet loads its frozen
+backbone from.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+from flax import nnx
+
+from lumiere_jax.models.build import build_model
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory that is missing, incomplete or does not fit the model."""
+
+
+def save_exported(directory: str, params: nnx.State, config: dict, extra_files: dict | None = None):
+    """Writes params and config atomically: a temporary sibling folder renamed at the end."""
+    directory = os.path.abspath(os.fspath(directory))
+    parent = os.path.dirname(directory)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    try:
+        with ocp.StandardCheckpointer() as checkpointer:
+            checkpointer.save(os.path.join(staging, "params"), params)
+        with open(os.path.join(staging, "config.json"), "w", encoding="utf-8") as f:
+            json.dump(config, f, indent=2, sort_keys=True)
+        for name, text in (extra_files or {}).items():
+            with open(os.path.join(staging, name), "w", encoding="utf-8") as f:
+                f.write(text)
+        if os.path.exists(directory):
+            shutil.rmtree(directory)
+        os.replace(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def read_exported_config(directory: str) -> ml_collections.ConfigDict:
+    """The config an exported checkpoint was trained with; clear errors if it is not there."""
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        raise CheckpointError(f"Checkpoint directory {directory!r} does not exist.")
+    config_path = os.path.join(directory, "config.json")
+    if not os.path.isfile(config_path):
+        raise CheckpointError(
+            f"{directory!r} is not a complete exported checkpoint: config.json is missing "
+            f"(expected config.json and params/).")
+    if not os.path.isdir(os.path.join(directory, "params")):
+        raise CheckpointError(
+            f"{directory!r} is not a complete exported checkpoint: params/ is missing "
+            f"(expected config.json and params/).")
+    with open(config_path, encoding="utf-8") as f:
+        return ml_collections.ConfigDict(json.load(f))
+
+
+def restore_params(directory: str, abstract_params: nnx.State) -> nnx.State:
+    """Restores `<directory>/params` into the structure (and shardings) of `abstract_params`."""
+    path = os.path.join(os.path.abspath(os.fspath(directory)), "params")
+    try:
+        with ocp.StandardCheckpointer() as checkpointer:
+            return checkpointer.restore(path, abstract_params)
+    except Exception as error:  # Orbax raises many types; say what it means for the user.
+        raise CheckpointError(
+            f"Could not restore parameters from {path!r}: the checkpoint is incomplete or was made "
+            f"for a different model ({type(error).__name__}: {str(error)[:300]}).") from error
+
+
+def load_exported(directory: str):
+    """(model, config) from an exported checkpoint."""
+    config = read_exported_config(directory)
+    model = build_model(config.model)
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, nnx.state(model, nnx.Param))
+    nnx.update(model, restore_params(directory, abstract))
+    return model, config

@@ -1,0 +1,31 @@
+"""The text-to-image model: text encoder + U-Net, trained together, frozen for video."""
+from __future__ import annotations
+
+import jax
+from flax import nnx
+
+from lumiere_jax.models.text_encoder import TextEncoder, TextEncoderConfig
+from lumiere_jax.models.unet2d import UNet2D, UNetConfig, identity_hook
+
+
+class TextToImage(nnx.Module):
+    """Holds `text_encoder` and `unet`; these parameter paths are what checkpoints store."""
+
+    def __init__(self, text_config: TextEncoderConfig, unet_config: UNetConfig, *, rngs: nnx.Rngs):
+        if unet_config.context_features != text_config.width:
+            raise ValueError(f"unet.context_features ({unet_config.context_features}) must equal "
+                             f"text_encoder.width ({text_config.width}).")
+        self.text_encoder = TextEncoder(text_config, rngs=rngs)
+        self.unet = UNet2D(unet_config, rngs=rngs)
+
+    def encode_text(self, tokens):
+        """tokens (B, L) int32 -> condition dict with `context` (B, L, C) and `mask` (B, L)."""
+        context, mask = self.text_encoder(tokens)
+        return {"context": context, "mask": mask}
+
+    def denoise(self, x_t, t, cond, hook=identity_hook):
+        """Model output (v or eps) for noisy images x_t (B, H, W, C) at times t (B,)."""
+        return self.unet(x_t, t, cond["context"], cond["mask"], hook=hook)
+
+    def __call__(self, x_t, t, tokens):
+        return self.denoise(x_t, t, self.encode_text(tokens))

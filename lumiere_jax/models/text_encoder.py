@@ -1,0 +1,79 @@
+"""A small T5-style text encoder over bytes: relative position bias, pre-RMSNorm, gated-GELU."""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from lumiere_jax.models import tokenizer
+from lumiere_jax.nn.attention import MultiHeadAttention
+
+
+@dataclasses.dataclass(frozen=True)
+class TextEncoderConfig:
+    """Sizes of the text encoder."""
+    width: int = 128
+    num_layers: int = 3
+    num_heads: int = 4
+    mlp_ratio: int = 2
+    max_length: int = 96
+    num_buckets: int = 32
+    max_distance: int = 64
+
+
+def relative_position_buckets(length: int, num_buckets: int, max_distance: int) -> np.ndarray:
+    """T5's bidirectional bucketing of key-minus-query offsets: exact when near, log-spaced far."""
+    offsets = np.arange(length)[None, :] - np.arange(length)[:, None]
+    half = num_buckets // 2
+    side = (offsets > 0).astype(np.int32) * half
+    distance = np.abs(offsets)
+    exact = half // 2
+    log_ratio = np.log(np.maximum(distance, 1) / exact) / np.log(max_distance / exact)
+    far = exact + (log_ratio * (half - exact)).astype(np.int32)
+    far = np.minimum(far, half - 1)
+    return side + np.where(distance < exact, distance, far)
+
+
+class EncoderLayer(nnx.Module):
+    """Pre-norm self-attention and gated-GELU feed-forward, both residual."""
+
+    def __init__(self, config: TextEncoderConfig, *, rngs: nnx.Rngs):
+        width, hidden = config.width, config.width * config.mlp_ratio
+        self.attention_norm = nnx.RMSNorm(width, rngs=rngs)
+        self.attention = MultiHeadAttention(width, config.num_heads, rngs=rngs)
+        self.mlp_norm = nnx.RMSNorm(width, rngs=rngs)
+        self.gate = nnx.Linear(width, hidden, use_bias=False, rngs=rngs)
+        self.up = nnx.Linear(width, hidden, use_bias=False, rngs=rngs)
+        self.down = nnx.Linear(hidden, width, use_bias=False, rngs=rngs)
+
+    def __call__(self, x, mask, bias):
+        x = x + self.attention(self.attention_norm(x), context_mask=mask, bias=bias)
+        h = self.mlp_norm(x)
+        return x + self.down(jax.nn.gelu(self.gate(h)) * self.up(h))
+
+
+class TextEncoder(nnx.Module):
+    """Encodes token ids (B, L) into embeddings (B, L, width) and a padding mask (B, L)."""
+
+    def __init__(self, config: TextEncoderConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        self.embed = nnx.Embed(tokenizer.VOCAB_SIZE, config.width, rngs=rngs)
+        self.position_bias = nnx.Embed(config.num_buckets, config.num_heads, rngs=rngs)
+        self.layers = nnx.List([EncoderLayer(config, rngs=rngs) for _ in range(config.num_layers)])
+        self.final_norm = nnx.RMSNorm(config.width, rngs=rngs)
+
+    def __call__(self, tokens):
+        _, length = tokens.shape
+        if length > self.config.max_length:
+            raise ValueError(f"Token length {length} exceeds the encoder's max_length "
+                             f"{self.config.max_length}.")
+        mask = tokens != tokenizer.PAD_ID
+        buckets = relative_position_buckets(length, self.config.num_buckets, self.config.max_distance)
+        bias = jnp.transpose(self.position_bias(jnp.asarray(buckets)), (2, 0, 1))[None]
+        x = self.embed(tokens)
+        for layer in self.layers:
+            x = layer(x, mask, bias)
+        return self.final_norm(x), mask

@@ -1,0 +1,162 @@
+"""Imagen-style U-Net for images, with a block walk that video inflation can hook into.
+
+The walk calls `hook(site, h)` after every block, so the STUNet inserts temporal layers at those
+sites without copying the walk. Sites are named `down.{level}.{i}`, `down.{level}.downsample`,
+`middle.{i}`, `up.{level}.{i}` and `up.{level}.upsample`; the T2I model uses the identity hook.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from lumiere_jax.nn.attention import AttentionPool, SpatialAttentionBlock
+from lumiere_jax.nn.embeddings import sinusoidal_embedding
+from lumiere_jax.nn.resblock import Downsample, ResBlock, Upsample, group_norm
+
+Hook = Callable[[str, jax.Array], jax.Array]
+
+
+def identity_hook(site: str, h):
+    """The T2I walk: nothing is inserted."""
+    del site
+    return h
+
+
+@dataclasses.dataclass(frozen=True)
+class UNetConfig:
+    """Widths and layout of the U-Net."""
+    resolution: int = 32
+    in_channels: int = 3
+    out_channels: int = 3
+    base_channels: int = 32
+    channel_mult: tuple[int, ...] = (1, 2, 2)
+    num_res_blocks: int = 1
+    attention_resolutions: tuple[int, ...] = (8,)
+    num_heads: int = 4
+    context_features: int = 128
+
+    def __post_init__(self):
+        object.__setattr__(self, "channel_mult", tuple(self.channel_mult))
+        object.__setattr__(self, "attention_resolutions", tuple(self.attention_resolutions))
+        if self.num_res_blocks < 1 or not self.channel_mult:
+            raise ValueError("The U-Net needs at least one level and one res block per level.")
+        check_resolution(self.resolution, len(self.channel_mult))
+
+    @property
+    def level_resolutions(self) -> tuple[int, ...]:
+        return tuple(self.resolution // 2**level for level in range(len(self.channel_mult)))
+
+
+def check_resolution(resolution: int, num_levels: int) -> None:
+    """Refuses a resolution that the U-Net's (num_levels - 1) halvings cannot divide."""
+    factor = 2 ** (num_levels - 1)
+    if resolution < factor or resolution % factor:
+        raise ValueError(
+            f"Resolution {resolution} cannot be halved {num_levels - 1} times: use a multiple of "
+            f"{factor} (e.g. {factor * max(1, resolution // factor)} or {factor * (resolution // factor + 1)}).")
+
+
+class Level(nnx.Module):
+    """The res blocks (and optional attention blocks) of one level on one side of the U-Net."""
+
+    def __init__(self, in_widths: list[int], width: int, emb: int, use_attention: bool,
+                 config: UNetConfig, *, rngs: nnx.Rngs):
+        self.res = nnx.List([ResBlock(c, width, emb, rngs=rngs) for c in in_widths])
+        self.attention = nnx.List(
+            [SpatialAttentionBlock(width, config.num_heads, config.context_features, rngs=rngs)
+             for _ in in_widths] if use_attention else [])
+
+
+class UNet2D(nnx.Module):
+    """Predicts v (or eps) for a noisy image batch given diffusion time and text tokens."""
+
+    def __init__(self, config: UNetConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        base = config.base_channels
+        emb = 4 * base
+        widths = [base * m for m in config.channel_mult]
+        self.time_mlp_in = nnx.Linear(base, emb, rngs=rngs)
+        self.time_mlp_out = nnx.Linear(emb, emb, rngs=rngs)
+        self.text_pool = AttentionPool(config.context_features, config.num_heads, rngs=rngs)
+        self.text_to_emb = nnx.Linear(config.context_features, emb, rngs=rngs)
+        self.conv_in = nnx.Conv(config.in_channels, base, (3, 3), rngs=rngs)
+
+        skip_widths = [base]
+        current = base
+        down, downsamples = [], []
+        for level, width in enumerate(widths):
+            attn = config.level_resolutions[level] in config.attention_resolutions
+            ins = [current] + [width] * (config.num_res_blocks - 1)
+            down.append(Level(ins, width, emb, attn, config, rngs=rngs))
+            current = width
+            skip_widths += [width] * config.num_res_blocks
+            if level < len(widths) - 1:
+                downsamples.append(Downsample(width, rngs=rngs))
+                skip_widths.append(width)
+        self.down = nnx.List(down)
+        self.downsamples = nnx.List(downsamples)
+        self.middle = Level([current, current], current, emb, True, config, rngs=rngs)
+
+        up, upsamples = [], []
+        for level in reversed(range(len(widths))):
+            width = widths[level]
+            attn = config.level_resolutions[level] in config.attention_resolutions
+            ins = []
+            for _ in range(config.num_res_blocks + 1):
+                ins.append(current + skip_widths.pop())
+                current = width
+            up.append(Level(ins, width, emb, attn, config, rngs=rngs))
+            if level > 0:
+                upsamples.append(Upsample(width, rngs=rngs))
+        self.up = nnx.List(up)
+        self.upsamples = nnx.List(upsamples)
+        self.norm_out = group_norm(current, rngs)
+        self.conv_out = nnx.Conv(current, config.out_channels, (3, 3),
+                                 kernel_init=nnx.initializers.zeros_init(), rngs=rngs)
+
+    def embed(self, t, context, context_mask):
+        """Conditioning embedding: diffusion time plus attention-pooled text, (B, 4 * base)."""
+        h = sinusoidal_embedding(t, self.config.base_channels)
+        h = self.time_mlp_out(jax.nn.silu(self.time_mlp_in(h)))
+        return h + self.text_to_emb(self.text_pool(context, context_mask))
+
+    def __call__(self, x, t, context, context_mask, *, hook: Hook = identity_hook, emb=None):
+        """x: (N, H, W, C_in); t: (N,); context: (N, L, C_ctx); context_mask: (N, L) -> (N, H, W, C_out).
+
+        `emb` may be given precomputed (the STUNet embeds once per video, not once per frame).
+        """
+        check_resolution(x.shape[1], len(self.config.channel_mult))
+        if emb is None:
+            emb = self.embed(t, context, context_mask)
+
+        def run_level(level: Level, h, side: str, index: int, skips=None):
+            for i, block in enumerate(level.res):
+                if skips is not None:
+                    h = jnp.concatenate([h, skips.pop()], axis=-1)
+                h = block(h, emb)
+                if len(level.attention):
+                    h = level.attention[i](h, context, context_mask)
+                h = hook(f"{side}.{index}.{i}" if side != "middle" else f"middle.{i}", h)
+                if skips is None and side == "down":
+                    saved.append(h)
+            return h
+
+        h = self.conv_in(x)
+        saved = [h]
+        for level, blocks in enumerate(self.down):
+            h = run_level(blocks, h, "down", level)
+            if level < len(self.downsamples):
+                h = hook(f"down.{level}.downsample", self.downsamples[level](h))
+                saved.append(h)
+        h = run_level(self.middle, h, "middle", 0)
+        num_levels = len(self.up)
+        for position, blocks in enumerate(self.up):
+            level = num_levels - 1 - position
+            h = run_level(blocks, h, "up", level, skips=saved)
+            if level > 0:
+                h = hook(f"up.{level}.upsample", self.upsamples[position](h))
+        return self.conv_out(jax.nn.silu(self.norm_out(h)))

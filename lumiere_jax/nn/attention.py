@@ -1,0 +1,67 @@
+"""Multi-head attention on top of `jax.nn.dot_product_attention`."""
+from __future__ import annotations
+
+import einops
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+class MultiHeadAttention(nnx.Module):
+    """Self- or cross-attention over sequences (B, L, C); keys may carry a padding mask."""
+
+    def __init__(self, features: int, num_heads: int, *, context_features: int | None = None,
+                 zero_init_output: bool = False, rngs: nnx.Rngs):
+        if features % num_heads:
+            raise ValueError(f"features={features} is not divisible by num_heads={num_heads}.")
+        context_features = context_features or features
+        self.num_heads = num_heads
+        self.query = nnx.Linear(features, features, use_bias=False, rngs=rngs)
+        self.key = nnx.Linear(context_features, features, use_bias=False, rngs=rngs)
+        self.value = nnx.Linear(context_features, features, use_bias=False, rngs=rngs)
+        out_init = nnx.initializers.zeros_init() if zero_init_output else nnx.initializers.lecun_normal()
+        self.out = nnx.Linear(features, features, kernel_init=out_init, rngs=rngs)
+
+    def __call__(self, x, context=None, context_mask=None, bias=None):
+        """x: (B, Lq, C); context: (B, Lk, Cc) or None for self-attention; context_mask: (B, Lk) bool."""
+        context = x if context is None else context
+        split = lambda y: einops.rearrange(y, "b l (n d) -> b l n d", n=self.num_heads)
+        q, k, v = split(self.query(x)), split(self.key(context)), split(self.value(context))
+        mask = None if context_mask is None else context_mask[:, None, None, :]
+        out = jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask)
+        return self.out(einops.rearrange(out, "b l n d -> b l (n d)"))
+
+
+class AttentionPool(nnx.Module):
+    """Pools a masked token sequence (B, L, C) into one vector (B, C) with a learned query."""
+
+    def __init__(self, features: int, num_heads: int, *, rngs: nnx.Rngs):
+        self.query = nnx.Param(jax.random.normal(rngs.params(), (1, 1, features)) * 0.02)
+        self.attention = MultiHeadAttention(features, num_heads, rngs=rngs)
+
+    def __call__(self, tokens, mask):
+        masked_mean = jnp.sum(tokens * mask[..., None], axis=1, keepdims=True) / jnp.maximum(
+            jnp.sum(mask, axis=1, keepdims=True)[..., None], 1)
+        query = masked_mean + self.query.value
+        return self.attention(query, tokens, mask)[:, 0]
+
+
+class SpatialAttentionBlock(nnx.Module):
+    """Residual self-attention over pixels, then residual cross-attention to text tokens."""
+
+    def __init__(self, features: int, num_heads: int, context_features: int, *, rngs: nnx.Rngs):
+        from lumiere_jax.nn.resblock import group_norm
+
+        self.norm_self = group_norm(features, rngs)
+        self.self_attention = MultiHeadAttention(features, num_heads, zero_init_output=True, rngs=rngs)
+        self.norm_cross = group_norm(features, rngs)
+        self.cross_attention = MultiHeadAttention(
+            features, num_heads, context_features=context_features, zero_init_output=True, rngs=rngs)
+
+    def __call__(self, x, context, context_mask):
+        """x: (N, H, W, C); context: (N, L, Cc); context_mask: (N, L)."""
+        _, height, width, _ = x.shape
+        flat = lambda y: einops.rearrange(y, "n h w c -> n (h w) c")
+        unflat = lambda y: einops.rearrange(y, "n (h w) c -> n h w c", h=height, w=width)
+        x = x + unflat(self.self_attention(flat(self.norm_self(x))))
+        return x + unflat(self.cross_attention(flat(self.norm_cross(x)), context, context_mask))

@@ -1,0 +1,128 @@
+"""Typed views of an ml-collections config: unknown or missing keys get a clear error.
+
+Config files (configs/*.py) stay plain data; code reads them through these dataclasses.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config that names unknown keys or lacks required ones."""
+
+
+def _as_dict(section: Any) -> dict:
+    if hasattr(section, "to_dict"):
+        return section.to_dict()
+    if isinstance(section, dict):
+        return dict(section)
+    raise ConfigError(f"Expected a config section (ConfigDict or dict), got {type(section).__name__}.")
+
+
+def from_config(cls: type[T], section: Any, where: str) -> T:
+    """Builds dataclass `cls` from a config section; `where` names the section in errors."""
+    values = _as_dict(section)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"Unknown key(s) {unknown} in config.{where}; allowed keys: {sorted(fields)}.")
+    missing = sorted(name for name, f in fields.items() if name not in values
+                     and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+    if missing:
+        raise ConfigError(f"Missing key(s) {missing} in config.{where}.")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"Invalid config.{where}: {error}") from error
+
+
+def check_sections(config: Any, allowed: tuple[str, ...]) -> None:
+    """Refuses top-level sections that no code reads (usually a typo)."""
+    unknown = sorted(set(_as_dict(config)) - set(allowed))
+    if unknown:
+        raise ConfigError(f"Unknown top-level config key(s) {unknown}; allowed: {sorted(allowed)}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffusionSettings:
+    """Noise schedule, model output parameterisation and condition dropout for CFG."""
+    schedule: str = "cosine"
+    prediction: str = "v"
+    cond_drop_prob: float = 0.1
+
+    def __post_init__(self):
+        from lumiere_jax.diffusion import PREDICTION_KINDS, SCHEDULE_NAMES
+        if self.schedule not in SCHEDULE_NAMES:
+            raise ValueError(f"schedule {self.schedule!r} is not one of {SCHEDULE_NAMES}")
+        if self.prediction not in ("v", "eps"):
+            raise ValueError(f"prediction {self.prediction!r} is not one of ('v', 'eps')")
+        if not 0.0 <= self.cond_drop_prob < 1.0:
+            raise ValueError(f"cond_drop_prob must be in [0, 1), got {self.cond_drop_prob}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSettings:
+    """Which shapes-world dataset to build and how to batch it."""
+    resolution: int = 32
+    num_frames: int = 16
+    num_train: int = 20000
+    num_validation: int = 512
+    num_heldout: int = 512
+    mode: str = "frames"
+    batch_size: int = 32
+    data_dir: str = ""
+    worker_count: int = 0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.mode not in ("frames", "clips"):
+            raise ValueError(f"mode {self.mode!r} is not one of ('frames', 'clips')")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimSettings:
+    """AdamW with linear warmup and cosine decay, global-norm clipping and EMA."""
+    learning_rate: float = 1e-3
+    warmup_steps: int = 200
+    total_steps: int = 4000
+    end_lr_fraction: float = 0.05
+    weight_decay: float = 0.0
+    b1: float = 0.9
+    b2: float = 0.99
+    clip_norm: float = 1.0
+    ema_decay: float = 0.999
+
+    def __post_init__(self):
+        if self.total_steps < 1 or self.warmup_steps < 0 or self.warmup_steps > self.total_steps:
+            raise ValueError(f"need 0 <= warmup_steps <= total_steps and total_steps >= 1, got "
+                             f"warmup_steps={self.warmup_steps}, total_steps={self.total_steps}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointSettings:
+    """How often to save, how many to keep, and an optional checkpoint to start from."""
+    every_steps: int = 500
+    max_to_keep: int = 3
+    init_from: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class LogSettings:
+    """How often to write metrics.jsonl and the progress line."""
+    every_steps: int = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleSettings:
+    """Sampler defaults for the CLI and evaluation."""
+    steps: int = 50
+    guidance: float = 3.0
+    sampler: str = "ddim"
+    dynamic_threshold: float = 0.995

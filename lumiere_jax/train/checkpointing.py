@@ -1,0 +1,56 @@
+"""Orbax checkpoints of a training run: train state, data iterator and JSON metadata."""
+from __future__ import annotations
+
+import os
+
+import grain
+import orbax.checkpoint as ocp
+
+ITEMS = ("state", "data", "metadata")
+
+
+class RunCheckpoints:
+    """`workdir/checkpoints/<step>/{state,data,metadata}` managed by an Orbax CheckpointManager."""
+
+    def __init__(self, workdir: str, every_steps: int, max_to_keep: int):
+        self.directory = os.path.join(os.path.abspath(os.fspath(workdir)), "checkpoints")
+        options = ocp.CheckpointManagerOptions(
+            save_interval_steps=every_steps, max_to_keep=max_to_keep, create=True,
+            enable_async_checkpointing=True)
+        self.manager = ocp.CheckpointManager(self.directory, item_names=ITEMS, options=options)
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def save(self, step: int, state, data_iterator, metadata: dict, force: bool = False) -> bool:
+        """Saves asynchronously when the interval (or `force`) says so; returns whether it did."""
+        args = ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            data=grain.checkpoint.CheckpointSave(data_iterator),
+            metadata=ocp.args.JsonSave(metadata))
+        return self.manager.save(step, args=args, force=force)
+
+    def restore(self, step: int, abstract_state, data_iterator):
+        """Restores state into `abstract_state`'s structure and the iterator in place."""
+        args = ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state),
+            data=grain.checkpoint.CheckpointRestore(data_iterator),
+            metadata=ocp.args.JsonRestore())
+        restored = self.manager.restore(step, args=args)
+        return restored.state, restored.metadata
+
+    def restore_metadata(self, step: int) -> dict:
+        return self.manager.restore(step, args=ocp.args.Composite(
+            metadata=ocp.args.JsonRestore())).metadata
+
+    def restore_state(self, step: int, abstract_state):
+        """Only the train state (e.g. to sample from a run's EMA weights)."""
+        return self.manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state))).state
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()

@@ -1,0 +1,139 @@
+"""The training loop: data, model, state, resume, jitted steps, metrics, checkpoints, export."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from lumiere_jax.data import pipeline, tfds_shapes
+from lumiere_jax.models.build import build_model
+from lumiere_jax.models.io import restore_params, save_exported
+from lumiere_jax import settings as S
+from lumiere_jax.train import metrics as M
+from lumiere_jax.train.checkpointing import RunCheckpoints
+from lumiere_jax.train.state import create_train_state, learning_rate_schedule, make_optimizer
+from lumiere_jax.train.step import jit_train_step, make_train_step
+
+SECTIONS = ("model", "diffusion", "data", "optim", "checkpoint", "log", "sample", "seed")
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss or gradients became NaN or infinite."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """The typed sections of a training config (model stays a ConfigDict for the builders)."""
+    diffusion: S.DiffusionSettings
+    data: S.DataSettings
+    optim: S.OptimSettings
+    checkpoint: S.CheckpointSettings
+    log: S.LogSettings
+    sample: S.SampleSettings
+    seed: int
+
+
+def parse_run_config(config: ml_collections.ConfigDict) -> RunSettings:
+    """Validates every section of a training config; errors name the bad key."""
+    S.check_sections(config, SECTIONS)
+    return RunSettings(
+        diffusion=S.from_config(S.DiffusionSettings, config.get("diffusion", {}), "diffusion"),
+        data=S.from_config(S.DataSettings, config.get("data", {}), "data"),
+        optim=S.from_config(S.OptimSettings, config.get("optim", {}), "optim"),
+        checkpoint=S.from_config(S.CheckpointSettings, config.get("checkpoint", {}), "checkpoint"),
+        log=S.from_config(S.LogSettings, config.get("log", {}), "log"),
+        sample=S.from_config(S.SampleSettings, config.get("sample", {}), "sample"),
+        seed=int(config.get("seed", 0)),
+    )
+
+
+def default_data_dir() -> str:
+    return os.environ.get("LUMIERE_DATA_DIR",
+                          os.path.join(os.path.expanduser("~"), ".cache", "lumiere_jax", "datasets"))
+
+
+def make_train_iterator(data: S.DataSettings, text_length: int, seed: int):
+    """Builds (if needed) the shapes dataset and returns the checkpointable train iterator."""
+    builder = tfds_shapes.prepare_shapes_dataset(
+        data.data_dir or default_data_dir(), data.resolution, data.num_frames,
+        data.num_train, data.num_validation, data.num_heldout)
+    source = pipeline.make_data_source(builder, "train")
+    return pipeline.make_iterator(
+        source, mode=data.mode, batch_size=data.batch_size, seed=data.seed + seed,
+        text_length=text_length, worker_count=data.worker_count)
+
+
+def check_finite(step: int, metrics: dict) -> None:
+    bad = [name for name, value in metrics.items() if not math.isfinite(float(value))]
+    if bad:
+        raise TrainingDiverged(
+            f"Training diverged at step {step}: {', '.join(bad)} became NaN/inf. The last good "
+            f"checkpoint is kept; lower optim.learning_rate or raise optim.warmup_steps and resume.")
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> str:
+    """Trains (resuming from the workdir's latest checkpoint) and exports EMA weights.
+
+    Returns the export directory `workdir/export`.
+    """
+    run = parse_run_config(config)
+    workdir = os.path.abspath(workdir)
+    os.makedirs(workdir, exist_ok=True)
+    model = build_model(config.model, seed=run.seed)
+    optimizer = make_optimizer(run.optim)
+    graphdef, state = create_train_state(model, optimizer, run.seed)
+    text_length = model.text_encoder.config.max_length
+    iterator = make_train_iterator(run.data, text_length, run.seed)
+
+    checkpoints = RunCheckpoints(workdir, run.checkpoint.every_steps, run.checkpoint.max_to_keep)
+    latest = checkpoints.latest_step()
+    if latest is not None:
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+        state, _ = checkpoints.restore(latest, abstract, iterator)
+        logging.info("Resuming from %s at step %d.", checkpoints.directory, latest)
+        print(f"Resuming from step {latest} ({checkpoints.directory}).", flush=True)
+    elif run.checkpoint.init_from:
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state.params)
+        params = restore_params(run.checkpoint.init_from, abstract)
+        state = state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params))
+        print(f"Initialised from {run.checkpoint.init_from}.", flush=True)
+
+    train_step = jit_train_step(make_train_step(graphdef, run.diffusion, run.optim, optimizer))
+    lr_schedule = learning_rate_schedule(run.optim)
+    writer = M.MetricsWriter(workdir)
+    metadata = {"config": config.to_dict(), "jax_version": jax.__version__}
+    start = int(state.step)
+    total = run.optim.total_steps
+    timer = M.StepTimer(start, total)
+    examples_per_step = run.data.batch_size * jax.process_count()
+    interval_start = (start, time.perf_counter())
+    for step in range(start, total):
+        batch = next(iterator)
+        state, step_metrics = train_step(state, {"frames": batch["frames"], "tokens": batch["tokens"]})
+        done = step + 1
+        step_metrics = jax.device_get(step_metrics)
+        check_finite(done, step_metrics)
+        timer.tick(done)
+        if done % run.log.every_steps == 0 or done == total:
+            now = time.perf_counter()
+            seconds = now - interval_start[1]
+            record = dict(step_metrics, lr=float(lr_schedule(step)),
+                          examples_per_s=examples_per_step * (done - interval_start[0]) / seconds)
+            writer.write(done, record)
+            interval_start = (done, now)
+            print(M.progress_line(done, total, record, timer), flush=True)
+        checkpoints.save(done, state, iterator, metadata, force=(done == total))
+    checkpoints.close()
+
+    export_dir = os.path.join(workdir, "export")
+    if jax.process_index() == 0:
+        save_exported(export_dir, state.ema_params, config.to_dict())
+    return export_dir

@@ -1,0 +1,74 @@
+"""The pure, jitted diffusion train step shared by image and video models."""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from lumiere_jax import diffusion
+from lumiere_jax.models import tokenizer
+from lumiere_jax.settings import DiffusionSettings, OptimSettings
+from lumiere_jax.train.state import TrainState
+
+
+def frames_to_model_range(frames):
+    """uint8 pixels [0, 255] -> float32 in [-1, 1]."""
+    return frames.astype(jnp.float32) / 127.5 - 1.0
+
+
+def null_tokens(length: int):
+    """The unconditional prompt: the empty string (just end-of-text), batch dim 1."""
+    return jnp.asarray(tokenizer.tokenize("", length, allow_empty=True))[None]
+
+
+def ema_decay_at(step, decay: float):
+    """EMA decay with warm-up, so early averages are not dominated by the initialisation."""
+    return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+
+
+def make_train_step(graphdef: nnx.GraphDef, diffusion_settings: DiffusionSettings,
+                    optim: OptimSettings, optimizer: optax.GradientTransformation):
+    """Returns train_step(state, batch) -> (state, metrics), pure and jit-able.
+
+    batch: `frames` uint8 (B, ..., H, W, 3) and `tokens` int32 (B, L). The model is called as
+    model.denoise(x_t, t, model.encode_text(tokens)).
+    """
+
+    def loss_fn(params, frozen, batch, rng):
+        model = nnx.merge(graphdef, params, frozen)
+        drop_rng, noise_rng = jax.random.split(rng)
+        tokens = diffusion.drop_condition(drop_rng, batch["tokens"],
+                                          null_tokens(batch["tokens"].shape[1]),
+                                          diffusion_settings.cond_drop_prob)
+        cond = model.encode_text(tokens)
+        x0 = frames_to_model_range(batch["frames"])
+        losses, _ = diffusion.diffusion_loss(
+            lambda x_t, t: model.denoise(x_t, t, cond), x0, noise_rng,
+            diffusion_settings.schedule, diffusion_settings.prediction, low_discrepancy=True)
+        return jnp.mean(losses)
+
+    def train_step(state: TrainState, batch):
+        rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+        loss, grads = jax.value_and_grad(loss_fn)(state.params, state.frozen, batch, rng)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        decay = ema_decay_at(state.step, optim.ema_decay)
+        ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, params)
+        metrics = {
+            "loss": loss,
+            "grad_norm": optax.global_norm(grads),
+            "param_norm": optax.global_norm(params),
+        }
+        new_state = state.replace(step=state.step + 1, params=params, ema_params=ema,
+                                  opt_state=opt_state)
+        return new_state, metrics
+
+    return train_step
+
+
+def jit_train_step(train_step):
+    """jit with the state donated (updated in place)."""
+    return jax.jit(train_step, donate_argnums=(0,))
