@@ -1,0 +1,56 @@
+"""Model-agnostic diffusion core: schedules, losses, guidance and samplers (images and videos)."""
+from lumiere_jax.diffusion.guidance import classifier_free_guidance, drop_condition
+from lumiere_jax.diffusion.losses import diffusion_loss, sample_times
+from lumiere_jax.diffusion.samplers import (
+    SAMPLERS,
+    ancestral_step,
+    apply_dynamic_threshold,
+    ddim_step,
+    noise_to,
+    sample,
+)
+from lumiere_jax.diffusion.schedules import (
+    LOG_SNR_MAX,
+    LOG_SNR_MIN,
+    PREDICTION_KINDS,
+    SCHEDULE_NAMES,
+    Schedule,
+    check_prediction_kind,
+    eps_from_v,
+    eps_from_x0,
+    from_x0_eps,
+    get_schedule,
+    per_example,
+    to_x0_eps,
+    v_from_x0_eps,
+    x0_from_eps,
+    x0_from_v,
+)
+
+__all__ = [
+    "LOG_SNR_MAX",
+    "LOG_SNR_MIN",
+    "PREDICTION_KINDS",
+    "SAMPLERS",
+    "SCHEDULE_NAMES",
+    "Schedule",
+    "ancestral_step",
+    "apply_dynamic_threshold",
+    "check_prediction_kind",
+    "classifier_free_guidance",
+    "ddim_step",
+    "diffusion_loss",
+    "drop_condition",
+    "eps_from_v",
+    "eps_from_x0",
+    "from_x0_eps",
+    "get_schedule",
+    "noise_to",
+    "per_example",
+    "sample",
+    "sample_times",
+    "to_x0_eps",
+    "v_from_x0_eps",
+    "x0_from_eps",
+    "x0_from_v",
+]
