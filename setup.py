@@ -28,6 +28,7 @@ setuptools.setup(
         "imageio>=2.38",
         "imageio-ffmpeg>=0.8",
         "tqdm",
+        "importlib_resources",
     ],
     extras_require={
         "dev": ["pytest>=9"],
