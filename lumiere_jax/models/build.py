@@ -3,24 +3,48 @@ from __future__ import annotations
 
 from flax import nnx
 
+from lumiere_jax.models.stunet import STUNet, STUNetConfig, load_backbone
 from lumiere_jax.models.t2i import TextToImage
 from lumiere_jax.models.text_encoder import TextEncoderConfig
 from lumiere_jax.models.unet2d import UNetConfig
 from lumiere_jax.settings import ConfigError, _as_dict, from_config
 
-MODEL_KINDS = ("t2i",)
+MODEL_KINDS = ("t2i", "stunet")
+
+
+def model_section(model_config, allowed: set[str]) -> dict:
+    """`config.model` as a dict; unknown keys are refused, naming the allowed ones."""
+    values = _as_dict(model_config)
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise ConfigError(f"Unknown key(s) {unknown} in config.model; allowed: {sorted(allowed)}.")
+    return values
 
 
 def build_t2i(model_config, seed: int = 0) -> TextToImage:
     """TextToImage from `config.model` (keys: kind, text_encoder, unet)."""
-    values = _as_dict(model_config)
-    allowed = {"kind", "text_encoder", "unet"}
-    unknown = sorted(set(values) - allowed)
-    if unknown:
-        raise ConfigError(f"Unknown key(s) {unknown} in config.model; allowed: {sorted(allowed)}.")
+    values = model_section(model_config, {"kind", "text_encoder", "unet"})
     text = from_config(TextEncoderConfig, values.get("text_encoder", {}), "model.text_encoder")
     unet = from_config(UNetConfig, values.get("unet", {}), "model.unet")
     return TextToImage(text, unet, rngs=nnx.Rngs(seed))
+
+
+def build_stunet(model_config, seed: int = 0) -> STUNet:
+    """STUNet from `config.model` (keys: kind, text_encoder, unet, temporal, backbone).
+
+    `backbone` is the exported T2I checkpoint restored into `spatial`; "" keeps the random init.
+    """
+    values = model_section(model_config, {"kind", "text_encoder", "unet", "temporal", "backbone"})
+    text = from_config(TextEncoderConfig, values.get("text_encoder", {}), "model.text_encoder")
+    unet = from_config(UNetConfig, values.get("unet", {}), "model.unet")
+    temporal = from_config(STUNetConfig, values.get("temporal", {}), "model.temporal")
+    try:
+        model = STUNet(text, unet, temporal, rngs=nnx.Rngs(seed))
+    except ValueError as error:
+        raise ConfigError(f"Invalid config.model: {error}") from error
+    if values.get("backbone"):
+        load_backbone(model, values["backbone"])
+    return model
 
 
 def build_model(model_config, seed: int = 0):
@@ -28,4 +52,6 @@ def build_model(model_config, seed: int = 0):
     kind = _as_dict(model_config).get("kind", "t2i")
     if kind == "t2i":
         return build_t2i(model_config, seed)
+    if kind == "stunet":
+        return build_stunet(model_config, seed)
     raise ConfigError(f"Unknown config.model.kind {kind!r}; allowed: {MODEL_KINDS}.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
+import einops
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -24,6 +25,20 @@ def identity_hook(site: str, h):
     """The T2I walk: nothing is inserted."""
     del site
     return h
+
+
+def per_row(condition, rows: int):
+    """Conditioning (B, ...) repeated to the walk's `rows` (B * frames, video-major).
+
+    Image models pass one row per image and get it back unchanged; the STUNet passes one row per
+    video, because its temporal layers change the number of frames (rows) between blocks.
+    """
+    given = condition.shape[0]
+    if given == rows:
+        return condition
+    if rows % given:
+        raise ValueError(f"Conditioning for {given} inputs cannot be spread over {rows} rows.")
+    return einops.repeat(condition, "b ... -> (b frames) ...", frames=rows // given)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +143,8 @@ class UNet2D(nnx.Module):
         """x: (N, H, W, C_in); t: (N,); context: (N, L, C_ctx); context_mask: (N, L) -> (N, H, W, C_out).
 
         `emb` may be given precomputed (the STUNet embeds once per video, not once per frame).
+        `emb`, `context` and `context_mask` may have one row per video instead of one per row of
+        x; each block repeats them to the rows it sees (see `per_row`).
         """
         check_resolution(x.shape[1], len(self.config.channel_mult))
         if emb is None:
@@ -137,9 +154,10 @@ class UNet2D(nnx.Module):
             for i, block in enumerate(level.res):
                 if skips is not None:
                     h = jnp.concatenate([h, skips.pop()], axis=-1)
-                h = block(h, emb)
+                rows = h.shape[0]
+                h = block(h, per_row(emb, rows))
                 if len(level.attention):
-                    h = level.attention[i](h, context, context_mask)
+                    h = level.attention[i](h, per_row(context, rows), per_row(context_mask, rows))
                 h = hook(f"{side}.{index}.{i}" if side != "middle" else f"middle.{i}", h)
                 if skips is None and side == "down":
                     saved.append(h)

@@ -1,0 +1,268 @@
+"""Space-Time U-Net (STUNet): the T2I model inflated with temporal layers.
+
+The T2I model is the submodule `spatial` (its parameter paths are the T2I checkpoint's, prefixed
+by `spatial`). The STUNet does not copy the U-Net walk: it runs `spatial.unet` on the frames
+folded into the batch and inserts its temporal layers through the walk's hook.
+
+Placement, for a U-Net with levels 0..L-1 (L-1 is the coarsest):
+  - `down.{l}.{i}`, `up.{l}.{i}` for l < L-1 (res-block sites): TemporalConvBlock;
+  - `down.{L-1}.{i}`, `middle.{i}`, `up.{L-1}.{i}`: `temporal_attention_layers` TemporalAttentionBlocks;
+  - `down.{l}.downsample` for l in temporal_down_levels: TemporalDownsample (frames halve);
+  - `up.{l+1}.upsample` for the same l: TemporalUpsample (frames double).
+Every skip saved on the way down therefore meets the same number of frames on the way up.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import chex
+import einops
+import jax
+import jax.numpy as jnp
+import orbax.checkpoint as ocp
+from flax import nnx
+
+from lumiere_jax.models.t2i import TextToImage
+from lumiere_jax.models.text_encoder import TextEncoderConfig
+from lumiere_jax.models.unet2d import UNet2D, UNetConfig
+from lumiere_jax.nn.temporal import (TemporalAttentionBlock, TemporalConvBlock,
+                                     TemporalDownsample, TemporalUpsample)
+from lumiere_jax.settings import ConfigError, _as_dict, from_config
+
+
+@dataclasses.dataclass(frozen=True)
+class STUNetConfig:
+    """The temporal layers added to the U-Net.
+
+    temporal_down_levels: U-Net levels whose spatial downsampling is followed by a temporal one;
+      None means every level that has a spatial downsampling.
+    temporal_attention_layers: stacked temporal attention blocks at each coarsest-level site.
+    """
+    temporal_down_levels: tuple[int, ...] | None = None
+    temporal_attention_layers: int = 1
+    temporal_conv_kernel: int = 3
+    num_heads: int = 4
+
+    def __post_init__(self):
+        if self.temporal_down_levels is not None:
+            levels = tuple(sorted(int(level) for level in self.temporal_down_levels))
+            if len(set(levels)) != len(levels):
+                raise ValueError(f"temporal_down_levels repeats a level: {levels}.")
+            object.__setattr__(self, "temporal_down_levels", levels)
+        if self.temporal_attention_layers < 1:
+            raise ValueError(f"temporal_attention_layers must be >= 1, got "
+                             f"{self.temporal_attention_layers}.")
+        if self.temporal_conv_kernel < 1 or self.temporal_conv_kernel % 2 == 0:
+            raise ValueError(f"temporal_conv_kernel must be odd and >= 1, got "
+                             f"{self.temporal_conv_kernel}.")
+        if self.num_heads < 1:
+            raise ValueError(f"num_heads must be >= 1, got {self.num_heads}.")
+
+    def resolve(self, unet: UNetConfig) -> "STUNetConfig":
+        """This config with its defaults filled in from `unet`, checked against it."""
+        with_downsample = tuple(range(len(unet.channel_mult) - 1))
+        levels = with_downsample if self.temporal_down_levels is None else self.temporal_down_levels
+        invalid = [level for level in levels if level not in with_downsample]
+        if invalid:
+            raise ValueError(
+                f"temporal_down_levels {invalid} have no spatial downsampling to follow: with "
+                f"channel_mult of length {len(unet.channel_mult)} the levels that downsample are "
+                f"{list(with_downsample)}.")
+        coarsest_width = unet.base_channels * unet.channel_mult[-1]
+        if coarsest_width % self.num_heads:
+            raise ValueError(f"num_heads={self.num_heads} does not divide the coarsest level's "
+                             f"width {coarsest_width} (base_channels * channel_mult[-1]).")
+        return dataclasses.replace(self, temporal_down_levels=levels)
+
+
+def frame_stride(config: STUNetConfig) -> int:
+    """How many input frames one frame of the coarsest level stands for."""
+    if config.temporal_down_levels is None:
+        raise ValueError("Resolve the STUNetConfig against its U-Net config first (config.resolve).")
+    return 2 ** len(config.temporal_down_levels)
+
+
+def allowed_frame_counts(config: STUNetConfig, near: int = 0, count: int = 3) -> tuple[int, ...]:
+    """`count` clip lengths the temporal strides divide, starting around `near`."""
+    stride = frame_stride(config)
+    first = max(1, near // stride)
+    return tuple(stride * k for k in range(first, first + count))
+
+
+def check_frame_count(config: STUNetConfig, frames: int) -> None:
+    """Refuses a clip length that the temporal downsamplings cannot halve exactly."""
+    stride = frame_stride(config)
+    if frames < stride or frames % stride:
+        examples = ", ".join(str(n) for n in allowed_frame_counts(config, frames))
+        raise ValueError(
+            f"{frames} frames cannot be halved by the {len(config.temporal_down_levels)} temporal "
+            f"downsampling(s) at U-Net levels {list(config.temporal_down_levels)}: use a multiple "
+            f"of {stride}: {examples}, ...")
+
+
+def site_key(site: str) -> str:
+    """Walk site name -> the key of its temporal layers (`down.1.0` -> `down_1_0`)."""
+    return site.replace(".", "_")
+
+
+def site_level_and_kind(site: str, num_levels: int) -> tuple[int, str]:
+    """`down.1.0` -> (1, 'block'); `up.2.upsample` -> (2, 'upsample'); `middle.0` -> (L-1, 'block')."""
+    parts = site.split(".")
+    if parts[0] == "middle":
+        return num_levels - 1, "block"
+    kind = parts[2] if parts[2] in ("downsample", "upsample") else "block"
+    return int(parts[1]), kind
+
+
+def walk_sites(unet: UNet2D) -> tuple[tuple[str, int], ...]:
+    """(site, channels) in walk order, read off the U-Net's own walk (traced, not run)."""
+    config = unet.config
+    size = 2 ** (len(config.channel_mult) - 1)
+    seen = []
+
+    def record(site, h):
+        seen.append((site, h.shape[-1]))
+        return h
+
+    image = jnp.zeros((1, size, size, config.in_channels))
+    context = jnp.zeros((1, 1, config.context_features))
+    jax.eval_shape(lambda: unet(image, jnp.zeros((1,)), context, jnp.ones((1, 1), bool),
+                                hook=record))
+    return tuple(seen)
+
+
+def count_frames_by_site(config: STUNetConfig, sites, num_levels: int, frames: int) -> dict[str, int]:
+    """Frames of the hidden state the walk hands to each site (before its temporal layer)."""
+    counts = {}
+    for site in sites:
+        counts[site] = frames
+        level, kind = site_level_and_kind(site, num_levels)
+        if kind == "downsample" and level in config.temporal_down_levels:
+            frames //= 2
+        elif kind == "upsample" and level - 1 in config.temporal_down_levels:
+            frames *= 2
+    return counts
+
+
+class STUNet(nnx.Module):
+    """Denoises whole clips (B, T, H, W, C): the frozen T2I per frame plus trainable temporal layers."""
+
+    def __init__(self, text_config: TextEncoderConfig, unet_config: UNetConfig,
+                 config: STUNetConfig, *, rngs: nnx.Rngs):
+        self.spatial = TextToImage(text_config, unet_config, rngs=rngs)
+        self.config = config.resolve(unet_config)
+        self.num_levels = len(unet_config.channel_mult)
+        sites = walk_sites(self.spatial.unet)
+        self.sites = tuple(site for site, _ in sites)
+        emb_features = jax.eval_shape(
+            self.spatial.unet.embed, jnp.zeros((1,)), jnp.zeros((1, 1, unet_config.context_features)),
+            jnp.ones((1, 1), bool)).shape[-1]
+        kernel = self.config.temporal_conv_kernel
+        convs, attention, downsamples, upsamples = {}, {}, {}, {}
+        for site, channels in sites:
+            level, kind = site_level_and_kind(site, self.num_levels)
+            key = site_key(site)
+            if kind == "block" and level == self.num_levels - 1:
+                attention[key] = nnx.List([
+                    TemporalAttentionBlock(channels, self.config.num_heads,
+                                           unet_config.context_features, rngs=rngs)
+                    for _ in range(self.config.temporal_attention_layers)])
+            elif kind == "block":
+                convs[key] = TemporalConvBlock(channels, emb_features, kernel, rngs=rngs)
+            elif kind == "downsample" and level in self.config.temporal_down_levels:
+                downsamples[key] = TemporalDownsample(channels, kernel, rngs=rngs)
+            elif kind == "upsample" and level - 1 in self.config.temporal_down_levels:
+                upsamples[key] = TemporalUpsample(channels, kernel, rngs=rngs)
+        self.temporal_convs = nnx.Dict(convs)
+        self.temporal_attention = nnx.Dict(attention)
+        self.temporal_downsamples = nnx.Dict(downsamples)
+        self.temporal_upsamples = nnx.Dict(upsamples)
+
+    @property
+    def text_encoder(self):
+        """The (frozen) text encoder, where T2I code looks for it."""
+        return self.spatial.text_encoder
+
+    def allowed_frame_counts(self, near: int = 0, count: int = 3) -> tuple[int, ...]:
+        return allowed_frame_counts(self.config, near, count)
+
+    def check_frame_count(self, frames: int) -> None:
+        check_frame_count(self.config, frames)
+
+    def frame_counts_by_site(self, frames: int) -> dict[str, int]:
+        """Frames of the hidden state at every walk site, for a clip of `frames` frames."""
+        self.check_frame_count(frames)
+        return count_frames_by_site(self.config, self.sites, self.num_levels, frames)
+
+    def temporal_layers(self, site: str, video, emb, context, context_mask):
+        """Applies the temporal layer(s) placed at `site` (if any) to video (B, T', H, W, C)."""
+        key = site_key(site)
+        if key in self.temporal_convs:
+            return self.temporal_convs[key](video, emb)
+        if key in self.temporal_attention:
+            for block in self.temporal_attention[key]:
+                video = block(video, context, context_mask)
+            return video
+        if key in self.temporal_downsamples:
+            return self.temporal_downsamples[key](video)
+        if key in self.temporal_upsamples:
+            return self.temporal_upsamples[key](video)
+        return video
+
+    def encode_text(self, tokens):
+        """tokens (B, L) -> condition dict with `context` (B, L, C) and `mask` (B, L)."""
+        return self.spatial.encode_text(tokens)
+
+    def denoise(self, x_t, t, cond):
+        """Model output (v or eps) for noisy clips x_t (B, T, H, W, C) at times t (B,)."""
+        chex.assert_rank(x_t, 5)
+        batch, frames = x_t.shape[:2]
+        chex.assert_shape(t, (batch,))
+        context, mask = cond["context"], cond["mask"]
+        frames_at = self.frame_counts_by_site(frames)
+        # One embedding per video: the walk repeats it (and the text) to each frame it holds.
+        emb = self.spatial.unet.embed(t, context, mask)
+
+        def hook(site, h):
+            video = einops.rearrange(h, "(b t) h w c -> b t h w c", b=batch, t=frames_at[site])
+            video = self.temporal_layers(site, video, emb, context, mask)
+            return einops.rearrange(video, "b t h w c -> (b t) h w c")
+
+        out = self.spatial.unet(einops.rearrange(x_t, "b t h w c -> (b t) h w c"), t, context,
+                                mask, hook=hook, emb=emb)
+        return einops.rearrange(out, "(b t) h w c -> b t h w c", b=batch, t=frames)
+
+    def __call__(self, x_t, t, tokens):
+        return self.denoise(x_t, t, self.encode_text(tokens))
+
+
+def describe_mismatch(expected, found, section: str) -> list[str]:
+    """`section.field: checkpoint has X, model has Y` for every differing dataclass field."""
+    return [f"{section}.{field.name}: checkpoint has {getattr(found, field.name)!r}, this model "
+            f"has {getattr(expected, field.name)!r}"
+            for field in dataclasses.fields(expected)
+            if getattr(expected, field.name) != getattr(found, field.name)]
+
+
+def load_backbone(stunet: STUNet, export_dir: str) -> None:
+    """Restores an exported T2I checkpoint into `stunet.spatial` (text encoder included)."""
+    # Imported here: io imports build, which imports this module.
+    from lumiere_jax.models import io
+
+    model = _as_dict(io.read_exported_config(export_dir).get("model", {}))
+    if model.get("kind", "t2i") != "t2i":
+        raise io.CheckpointError(f"Backbone {export_dir!r} is a {model.get('kind')!r} checkpoint; "
+                                 f"the STUNet needs an exported T2I ('t2i') model.")
+    try:
+        text = from_config(TextEncoderConfig, model.get("text_encoder", {}), "model.text_encoder")
+        unet = from_config(UNetConfig, model.get("unet", {}), "model.unet")
+    except ConfigError as error:
+        raise io.CheckpointError(f"Backbone {export_dir!r} has an unreadable config: {error}") from error
+    mismatch = (describe_mismatch(stunet.spatial.text_encoder.config, text, "text_encoder")
+                + describe_mismatch(stunet.spatial.unet.config, unet, "unet"))
+    if mismatch:
+        raise io.CheckpointError(
+            f"Backbone {export_dir!r} does not fit this STUNet's spatial model: "
+            + "; ".join(mismatch) + ". Set config.model.text_encoder/unet to the backbone's.")
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, nnx.state(stunet.spatial, nnx.Param))
+    nnx.update(stunet.spatial, io.restore_params(export_dir, abstract))

@@ -1,0 +1,153 @@
+"""Temporal layers that inflate a 2D U-Net into a space-time U-Net (STUNet).
+
+Every weight here is a `TemporalParam`, so training selects exactly these with the filter
+`TemporalParam` while the pretrained spatial `nnx.Param`s stay frozen. Layers take videos
+(B, T, H, W, C); layers that mix frames fold space into batch. Each layer is the identity at
+initialisation (zero-initialised output projections, identity-initialised resampling convs).
+"""
+from __future__ import annotations
+
+from typing import TypeVar
+
+import chex
+import einops
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from lumiere_jax.nn.attention import MultiHeadAttention
+from lumiere_jax.nn.resblock import group_norm
+
+ModuleT = TypeVar("ModuleT", bound=nnx.Module)
+
+
+class TemporalParam(nnx.Param):
+    """A weight of a temporal layer: the parameters the video stage trains."""
+
+
+def as_temporal(module: ModuleT) -> ModuleT:
+    """Retypes every plain `nnx.Param` inside `module` as `TemporalParam` (metadata kept)."""
+    for _, node in list(nnx.iter_modules(module)):
+        for name, value in list(vars(node).items()):
+            if type(value) is nnx.Param:
+                setattr(node, name, TemporalParam.from_metadata(value.get_raw_value(),
+                                                                value.get_metadata()))
+    return module
+
+
+def identity_kernel_init(key, shape, dtype=jnp.float32):
+    """1D conv kernel (K, C, C) whose centre tap is the identity: the conv starts as a no-op."""
+    del key
+    size, in_features, out_features = shape
+    if size % 2 == 0 or in_features != out_features:
+        raise ValueError(f"An identity conv kernel needs an odd size and C_in == C_out, got {shape}.")
+    return jnp.zeros(shape, dtype).at[size // 2].set(jnp.eye(in_features, dtype=dtype))
+
+
+def temporal_conv(features: int, kernel_size: int, rngs: nnx.Rngs, **kwargs) -> nnx.Conv:
+    """A 1D conv over time on (N, T, C), zero-padded at both ends ('SAME')."""
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"Temporal conv kernels must have an odd size, got {kernel_size}.")
+    return nnx.Conv(features, features, (kernel_size,), padding="SAME", rngs=rngs, **kwargs)
+
+
+def over_time(layer, video):
+    """Applies a sequence layer (N, T, C) -> (N, T', C) to every pixel of a video (B, T, H, W, C)."""
+    batch, _, height, width, _ = video.shape
+    sequences = layer(einops.rearrange(video, "b t h w c -> (b h w) t c"))
+    return einops.rearrange(sequences, "(b h w) t c -> b t h w c", b=batch, h=height, w=width)
+
+
+class TemporalConvBlock(nnx.Module):
+    """Residual temporal half of a (2+1)D conv: norm, 1D conv over time, scale-shift from the
+    per-video conditioning embedding, activation, zero-initialised projection added back."""
+
+    def __init__(self, features: int, emb_features: int, kernel_size: int = 3, *, rngs: nnx.Rngs):
+        self.norm = group_norm(features, rngs)
+        self.conv = temporal_conv(features, kernel_size, rngs)
+        self.emb_proj = nnx.Linear(emb_features, 2 * features, rngs=rngs)
+        self.proj = nnx.Linear(features, features, kernel_init=nnx.initializers.zeros_init(),
+                               rngs=rngs)
+        as_temporal(self)
+
+    def __call__(self, video, emb):
+        """video: (B, T, H, W, C); emb: (B, E)."""
+        chex.assert_rank(video, 5)
+        chex.assert_equal_shape_prefix([video, emb], 1)
+        h = over_time(self.conv, self.norm(video))
+        scale, shift = jnp.split(self.emb_proj(jax.nn.silu(emb)), 2, axis=-1)
+        per_video = lambda y: einops.rearrange(y, "b c -> b 1 1 1 c")
+        h = h * (1 + per_video(scale)) + per_video(shift)
+        return video + self.proj(jax.nn.silu(h))
+
+
+class TemporalPositionBias(nnx.Module):
+    """Learned per-head bias on the frame offset (key - query), clipped to +-max_distance."""
+
+    def __init__(self, num_heads: int, max_distance: int = 32):
+        self.max_distance = max_distance
+        self.table = TemporalParam(jnp.zeros((2 * max_distance + 1, num_heads)))
+
+    def __call__(self, length: int):
+        """-> (1, heads, length, length), broadcastable over the batch of pixels."""
+        offsets = jnp.arange(length)[None, :] - jnp.arange(length)[:, None]
+        index = jnp.clip(offsets, -self.max_distance, self.max_distance) + self.max_distance
+        return einops.rearrange(self.table[...][index], "q k n -> 1 n q k")
+
+
+class TemporalAttentionBlock(nnx.Module):
+    """Residual self-attention over time (per pixel), then residual cross-attention from every
+    (pixel, frame) to the text tokens; both outputs zero-initialised."""
+
+    def __init__(self, features: int, num_heads: int, context_features: int, *,
+                 max_distance: int = 32, rngs: nnx.Rngs):
+        self.norm_self = group_norm(features, rngs)
+        self.self_attention = MultiHeadAttention(features, num_heads, zero_init_output=True,
+                                                 rngs=rngs)
+        self.position_bias = TemporalPositionBias(num_heads, max_distance)
+        self.norm_cross = group_norm(features, rngs)
+        self.cross_attention = MultiHeadAttention(
+            features, num_heads, context_features=context_features, zero_init_output=True,
+            rngs=rngs)
+        as_temporal(self)
+
+    def __call__(self, video, context, context_mask):
+        """video: (B, T, H, W, C); context: (B, L, Cc); context_mask: (B, L)."""
+        chex.assert_rank(video, 5)
+        chex.assert_equal_shape_prefix([video, context, context_mask], 1)
+        _, frames, height, width, _ = video.shape
+        bias = self.position_bias(frames)
+        video = video + over_time(lambda x: self.self_attention(x, bias=bias), self.norm_self(video))
+        # Cross-attention treats queries independently, so all (frame, pixel) queries of a video
+        # share one sequence and the text is not repeated per pixel.
+        queries = einops.rearrange(self.norm_cross(video), "b t h w c -> b (t h w) c")
+        attended = self.cross_attention(queries, context, context_mask)
+        return video + einops.rearrange(attended, "b (t h w) c -> b t h w c", t=frames, h=height,
+                                        w=width)
+
+
+class TemporalDownsample(nnx.Module):
+    """Identity-initialised 1D temporal conv, then stride 2 in time (keeps frames 0, 2, 4, ...)."""
+
+    def __init__(self, features: int, kernel_size: int = 3, *, rngs: nnx.Rngs):
+        self.conv = temporal_conv(features, kernel_size, rngs, kernel_init=identity_kernel_init)
+        as_temporal(self)
+
+    def __call__(self, video):
+        chex.assert_rank(video, 5)
+        if video.shape[1] % 2:
+            raise ValueError(f"Temporal downsampling needs an even number of frames, got "
+                             f"{video.shape[1]}.")
+        return over_time(self.conv, video)[:, ::2]
+
+
+class TemporalUpsample(nnx.Module):
+    """Frame duplication (each frame twice), then an identity-initialised 1D temporal conv."""
+
+    def __init__(self, features: int, kernel_size: int = 3, *, rngs: nnx.Rngs):
+        self.conv = temporal_conv(features, kernel_size, rngs, kernel_init=identity_kernel_init)
+        as_temporal(self)
+
+    def __call__(self, video):
+        chex.assert_rank(video, 5)
+        return over_time(self.conv, jnp.repeat(video, 2, axis=1))

@@ -1,0 +1,194 @@
+"""The STUNet: identity inflation, frame bookkeeping through the walk, parameter types, backbone loading."""
+import dataclasses
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from lumiere_jax.models import io
+from lumiere_jax.models.build import build_model
+from lumiere_jax.models.stunet import STUNet, STUNetConfig
+from lumiere_jax.models.t2i import TextToImage
+from lumiere_jax.models.text_encoder import TextEncoderConfig
+from lumiere_jax.models.unet2d import UNet2D, UNetConfig
+from lumiere_jax.nn.temporal import TemporalDownsample, TemporalParam, TemporalUpsample
+from lumiere_jax.settings import ConfigError
+
+TEXT = TextEncoderConfig(width=32, num_layers=1, num_heads=2, max_length=16)
+UNET = UNetConfig(resolution=16, base_channels=8, channel_mult=(1, 2, 2), num_res_blocks=1,
+                  attention_resolutions=(4,), num_heads=2, context_features=32)
+TEMPORAL = STUNetConfig(temporal_attention_layers=2, num_heads=2)
+
+
+def model_config(**overrides):
+    values = dict(kind="stunet", text_encoder=dataclasses.asdict(TEXT), unet=dataclasses.asdict(UNET),
+                  temporal=dict(temporal_attention_layers=2, num_heads=2), backbone="")
+    values.update(overrides)
+    return values
+
+
+def randomise_zero_kernels(module, seed):
+    """Gives every all-zero weight matrix (zero-initialised outputs) random values, in place."""
+    state = nnx.state(module, nnx.Param)
+    leaves, treedef = jax.tree.flatten(state)
+    keys = jax.random.split(jax.random.key(seed), len(leaves))
+    leaves = [jax.random.normal(k, x.shape) * 0.2 if x.ndim >= 2 and not jnp.any(x) else x
+              for k, x in zip(keys, leaves)]
+    nnx.update(module, jax.tree.unflatten(treedef, leaves))
+
+
+@pytest.fixture(scope="module")
+def stunet():
+    return STUNet(TEXT, UNET, TEMPORAL, rngs=nnx.Rngs(0))
+
+
+@pytest.fixture(scope="module")
+def cond(stunet):
+    tokens = jax.random.randint(jax.random.key(7), (2, TEXT.max_length), 3, 200)
+    return stunet.encode_text(tokens)
+
+
+def test_identity_at_init_for_a_static_video(stunet, cond):
+    model = nnx.clone(stunet)
+    randomise_zero_kernels(model.spatial, seed=1)  # temporal layers keep their identity init
+    frame = jax.random.normal(jax.random.key(2), (2, 16, 16, 3))
+    video = jnp.repeat(frame[:, None], 4, axis=1)
+    t = jnp.array([0.2, 0.7])
+    out = nnx.jit(lambda m, x: m.denoise(x, t, cond))(model, video)
+    reference = model.spatial.denoise(frame, t, cond)
+    assert float(jnp.abs(reference).max()) > 1e-2  # the check is not 0 == 0
+    for index in range(video.shape[1]):
+        np.testing.assert_allclose(out[:, index], reference, atol=1e-5)
+
+
+def test_temporal_down_then_up_repeats_even_frames():
+    down = TemporalDownsample(8, rngs=nnx.Rngs(0))
+    up = TemporalUpsample(8, rngs=nnx.Rngs(1))
+    video = jax.random.normal(jax.random.key(0), (2, 6, 3, 3, 8))
+    out = up(down(video))
+    chex.assert_shape(out, video.shape)
+    np.testing.assert_allclose(out[:, 0::2], video[:, 0::2], atol=1e-6)
+    np.testing.assert_allclose(out[:, 1::2], video[:, 0::2], atol=1e-6)
+
+
+def observe_walk(monkeypatch, model, frames):
+    """(site, frames handed to the hook, frames returned by it) for one traced denoise call."""
+    seen = []
+    walk = UNet2D.__call__
+
+    def observed_walk(self, x, t, context, context_mask, *, hook, emb=None):
+        def watching_hook(site, h):
+            out = hook(site, h)
+            seen.append((site, h.shape[0], out.shape[0]))
+            return out
+        return walk(self, x, t, context, context_mask, hook=watching_hook, emb=emb)
+
+    monkeypatch.setattr(UNet2D, "__call__", observed_walk)
+    video = jnp.zeros((1, frames, 16, 16, 3))
+    cond = {"context": jnp.zeros((1, 4, TEXT.width)), "mask": jnp.ones((1, 4), bool)}
+    out = jax.eval_shape(lambda: model.denoise(video, jnp.zeros((1,)), cond))
+    chex.assert_shape(out, video.shape)
+    return seen
+
+
+@pytest.mark.parametrize("down_levels, frames, per_level", [
+    ((0, 1), 16, (16, 8, 4)),
+    ((0, 1), 32, (32, 16, 8)),
+    ((0, 1), 80, (80, 40, 20)),
+    ((1,), 80, (80, 80, 40)),
+])
+def test_frames_at_every_site_of_the_walk(monkeypatch, stunet, down_levels, frames, per_level):
+    model = stunet if down_levels == (0, 1) else STUNet(
+        TEXT, UNET, dataclasses.replace(TEMPORAL, temporal_down_levels=down_levels), rngs=nnx.Rngs(0))
+    seen = observe_walk(monkeypatch, model, frames)
+    counts = model.frame_counts_by_site(frames)
+    assert [site for site, _, _ in seen] == list(counts)
+    for site, frames_in, frames_out in seen:
+        level = 2 if site.startswith("middle") else int(site.split(".")[1])
+        assert frames_in == counts[site] == per_level[level], site
+        if site.endswith("downsample") and level in down_levels:
+            assert frames_out == per_level[level + 1], site
+        elif site.endswith("upsample") and level - 1 in down_levels:
+            assert frames_out == per_level[level - 1], site
+        else:
+            assert frames_out == frames_in, site
+
+
+@pytest.mark.parametrize("frames, examples", [(18, "16, 20, 24"), (2, "4, 8, 12"), (0, "4, 8, 12")])
+def test_frame_counts_the_strides_cannot_divide_are_refused(stunet, cond, frames, examples):
+    with pytest.raises(ValueError, match=f"multiple of 4: {examples}"):
+        stunet.check_frame_count(frames)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        jax.eval_shape(lambda: stunet.denoise(jnp.zeros((2, frames, 16, 16, 3)), jnp.zeros((2,)), cond))
+
+
+def test_temporal_and_spatial_parameter_types(stunet):
+    for path, variable in nnx.to_flat_state(nnx.state(stunet)):
+        expected = nnx.Param if path[0] == "spatial" else TemporalParam
+        assert type(variable) is expected, path
+    spatial = nnx.state(stunet.spatial, nnx.Param)
+    assert jax.tree.structure(spatial) == jax.tree.structure(
+        nnx.state(TextToImage(TEXT, UNET, rngs=nnx.Rngs(1)), nnx.Param))
+
+
+def test_temporal_gradients_reach_every_temporal_layer_and_mix_frames(stunet, cond):
+    model = nnx.clone(stunet)
+    randomise_zero_kernels(model, seed=3)
+    graphdef, temporal, rest = nnx.split(model, TemporalParam, ...)
+    video = jax.random.normal(jax.random.key(4), (2, 4, 16, 16, 3))
+    t = jnp.array([0.3, 0.6])
+
+    def denoise(params, x):
+        return nnx.merge(graphdef, params, rest).denoise(x, t, cond)
+
+    grads = jax.jit(jax.grad(lambda p: jnp.mean(denoise(p, video) ** 2)))(temporal)
+    groups = {}
+    for path, grad in nnx.to_flat_state(grads):
+        assert path[0] != "spatial"
+        groups[path[:2]] = groups.get(path[:2], 0.0) + float(jnp.sum(jnp.abs(grad[...])))
+    assert len(groups) == len(model.sites)  # with temporal resampling at every level, every site
+    assert all(total > 0 for total in groups.values()), groups
+
+    changed = video.at[:, -1].add(1.0)
+    outputs = jax.jit(lambda x: denoise(temporal, x))
+    assert float(jnp.abs(outputs(changed)[:, 0] - outputs(video)[:, 0]).max()) > 1e-4
+
+
+@pytest.fixture(scope="module")
+def exported_t2i(tmp_path_factory):
+    t2i = TextToImage(TEXT, UNET, rngs=nnx.Rngs(5))
+    directory = str(tmp_path_factory.mktemp("export") / "t2i")
+    config = {"model": dict(kind="t2i", text_encoder=dataclasses.asdict(TEXT),
+                            unet=dataclasses.asdict(UNET))}
+    io.save_exported(directory, nnx.state(t2i, nnx.Param), config)
+    return t2i, directory, config
+
+
+def test_backbone_restores_into_the_spatial_subtree(exported_t2i):
+    t2i, directory, _ = exported_t2i
+    model = build_model(model_config(backbone=directory))
+    assert isinstance(model, STUNet)
+    chex.assert_trees_all_equal(nnx.state(model.spatial, nnx.Param).to_pure_dict(),
+                                nnx.state(t2i, nnx.Param).to_pure_dict())
+
+
+def test_mismatched_backbone_is_refused(exported_t2i, tmp_path):
+    t2i, _, config = exported_t2i
+    model = dict(config["model"], unet=dict(config["model"]["unet"], base_channels=16))
+    directory = str(tmp_path / "other")
+    io.save_exported(directory, nnx.state(t2i, nnx.Param), {"model": model})
+    with pytest.raises(io.CheckpointError, match="unet.base_channels: checkpoint has 16"):
+        build_model(model_config(backbone=directory))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(temporl={}), "allowed"),
+    (dict(temporal=dict(temporal_down_levels=(2,))), "no spatial downsampling"),
+    (dict(temporal=dict(heads=2)), "allowed keys"),
+])
+def test_bad_stunet_configs_are_refused(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        build_model(model_config(**overrides))

@@ -1,0 +1,202 @@
+"""The trainer: config validation, learning, exact resume, killed runs, exports."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+from flax import nnx
+
+from configs import t2i_shapes
+from lumiere_jax import diffusion
+from lumiere_jax.models.build import build_model
+from lumiere_jax.models.io import CheckpointError, load_exported, save_exported
+from lumiere_jax.settings import ConfigError
+from lumiere_jax.train import loop
+from lumiere_jax.train.checkpointing import RunCheckpoints
+from lumiere_jax.train.state import create_train_state, make_optimizer
+from lumiere_jax.train.step import frames_to_model_range, jit_train_step, make_train_step
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("datasets"))
+
+
+@pytest.fixture()
+def config(data_dir):
+    config = t2i_shapes.get_config("variant=tiny")
+    config.data.data_dir = data_dir
+    return config
+
+
+def make_trainer(config):
+    run = loop.parse_run_config(config)
+    model = build_model(config.model, seed=run.seed)
+    optimizer = make_optimizer(run.optim)
+    graphdef, state = create_train_state(model, optimizer, run.seed)
+    step = jit_train_step(make_train_step(graphdef, run.diffusion, run.optim, optimizer))
+    iterator = loop.make_train_iterator(run.data, model.text_encoder.config.max_length, run.seed)
+    return run, graphdef, state, step, iterator
+
+
+def model_batch(batch):
+    return {"frames": batch["frames"], "tokens": batch["tokens"]}
+
+
+@pytest.mark.parametrize("section,key", [("optim", "learning_rat"), ("data", "batchsize"),
+                                         ("diffusion", "sampler")])
+def test_unknown_config_key_is_named(config, section, key):
+    config.unlock()
+    config[section][key] = 1
+    with pytest.raises(ConfigError, match=f"{key}.*allowed keys"):
+        loop.parse_run_config(config)
+
+
+def test_unknown_model_and_top_level_keys_are_named(config):
+    config.unlock()
+    config.model.unet.channel_mults = (1, 2)
+    with pytest.raises(ConfigError, match="channel_mults"):
+        build_model(config.model)
+    config.optimizer = {}
+    with pytest.raises(ConfigError, match="optimizer"):
+        loop.parse_run_config(config)
+
+
+def test_bad_values_are_refused(config):
+    config.diffusion.prediction = "x_start"
+    with pytest.raises(ConfigError, match="prediction"):
+        loop.parse_run_config(config)
+    with pytest.raises(ValueError, match="variant"):
+        t2i_shapes.get_config("variant=huge")
+
+
+def test_training_lowers_the_loss_on_a_fixed_batch(config):
+    config.optim.update(learning_rate=2e-3, warmup_steps=0, total_steps=60, ema_decay=0.0)
+    config.diffusion.cond_drop_prob = 0.0
+    run, graphdef, state, step, iterator = make_trainer(config)
+    batch = model_batch(next(iterator))
+    x0 = frames_to_model_range(batch["frames"])
+    eval_t = jnp.linspace(0.05, 0.95, x0.shape[0])
+
+    def fixed_loss(params, frozen):
+        model = nnx.merge(graphdef, params, frozen)
+        cond = model.encode_text(batch["tokens"])
+        losses, _ = diffusion.diffusion_loss(lambda x, t: model.denoise(x, t, cond), x0,
+                                             jax.random.key(7), run.diffusion.schedule,
+                                             run.diffusion.prediction, t=eval_t)
+        return float(jnp.mean(losses))
+
+    before = fixed_loss(state.params, state.frozen)
+    for _ in range(60):
+        state, _ = step(state, batch)
+    after = fixed_loss(state.params, state.frozen)
+    assert after < 0.7 * before, (before, after)
+
+
+def test_save_restore_next_step_is_bit_identical(config, tmp_path):
+    run, graphdef, state, step, iterator = make_trainer(config)
+    for _ in range(3):
+        state, _ = step(state, model_batch(next(iterator)))
+    checkpoints = RunCheckpoints(str(tmp_path), every_steps=1, max_to_keep=2)
+    checkpoints.save(3, state, iterator, {"note": "test"}, force=True)
+    checkpoints.wait()
+    uninterrupted, _ = step(state, model_batch(next(iterator)))
+    uninterrupted = jax.device_get(uninterrupted)
+    checkpoints.close()
+
+    run, graphdef, fresh, step, fresh_iterator = make_trainer(config)
+    restarted = RunCheckpoints(str(tmp_path), every_steps=1, max_to_keep=2)
+    assert restarted.latest_step() == 3
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, fresh)
+    restored, metadata = restarted.restore(3, abstract, fresh_iterator)
+    assert metadata == {"note": "test"}
+    resumed, _ = step(restored, model_batch(next(fresh_iterator)))
+    chex.assert_trees_all_equal(jax.device_get(resumed), uninterrupted)
+    restarted.close()
+
+
+def run_main(workdir, data_dir, *overrides):
+    command = [sys.executable, "-m", "lumiere_jax.main",
+               "--config", os.path.join(REPO, "configs", "t2i_shapes.py") + ":variant=tiny",
+               "--workdir", str(workdir), f"--config.data.data_dir={data_dir}", *overrides]
+    env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, data_dir):
+    overrides = ["--config.optim.total_steps=400", "--config.checkpoint.every_steps=5"]
+    process = run_main(tmp_path, data_dir, *overrides)
+    checkpoint_dir = tmp_path / "checkpoints"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        steps = [int(p) for p in os.listdir(checkpoint_dir) if p.isdigit()] \
+            if checkpoint_dir.exists() else []
+        if any(s >= 10 for s in steps):
+            break
+        assert process.poll() is None, process.stdout.read()
+        time.sleep(0.5)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    time.sleep(0.5)
+    saved = RunCheckpoints(str(tmp_path), every_steps=5, max_to_keep=2)
+    last = saved.latest_step()
+    saved.close()
+    assert last is not None and 10 <= last < 400
+
+    process = run_main(tmp_path, data_dir, "--config.optim.total_steps=" + str(last + 10),
+                       "--config.checkpoint.every_steps=5")
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output
+    assert f"Resuming from step {last}" in output
+    records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert records[-1]["step"] == last + 10
+    assert os.path.isfile(tmp_path / "export" / "config.json")
+
+
+def test_unknown_override_is_a_usage_error(tmp_path, data_dir):
+    process = run_main(tmp_path, data_dir, "--config.optim.learning_rat=0.1")
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert "learning_rat" in output
+
+
+def test_nan_aborts_with_a_clear_message():
+    with pytest.raises(loop.TrainingDiverged, match="loss.*NaN"):
+        loop.check_finite(12, {"loss": np.float32("nan"), "grad_norm": np.float32(1.0)})
+    loop.check_finite(12, {"loss": np.float32(0.5)})
+
+
+def test_export_round_trip_and_checkpoint_errors(config, tmp_path):
+    model = build_model(config.model, seed=3)
+    params = nnx.state(model, nnx.Param)
+    save_exported(str(tmp_path / "export"), params, config.to_dict())
+    loaded, loaded_config = load_exported(str(tmp_path / "export"))
+    chex.assert_trees_all_equal(nnx.state(loaded, nnx.Param), params)
+    assert loaded_config.model.unet.resolution == config.model.unet.resolution
+
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_exported(str(tmp_path / "missing"))
+    (tmp_path / "only_config").mkdir()
+    (tmp_path / "only_config" / "config.json").write_text(json.dumps(config.to_dict()))
+    with pytest.raises(CheckpointError, match="params/ is missing"):
+        load_exported(str(tmp_path / "only_config"))
+    (tmp_path / "only_config" / "params").mkdir()
+    with pytest.raises(CheckpointError, match="incomplete"):
+        load_exported(str(tmp_path / "only_config"))
+    other = config.to_dict()
+    other["model"]["unet"]["base_channels"] = 24
+    (tmp_path / "export" / "config.json").write_text(json.dumps(other))
+    with pytest.raises(CheckpointError, match="different model|incomplete"):
+        load_exported(str(tmp_path / "export"))
