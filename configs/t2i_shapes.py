@@ -24,15 +24,15 @@ def get_config(arg=None):
 
     config.model = dict(
         kind="t2i",
-        text_encoder=dict(width=128, num_layers=3, num_heads=4, mlp_ratio=2, max_length=96),
+        text_encoder=dict(width=128, num_layers=3, num_heads=4, mlp_ratio=2, max_length=32),
         unet=dict(resolution=32, base_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1,
                   attention_resolutions=(8,), num_heads=4, context_features=128),
     )
-    config.diffusion = dict(schedule="cosine", prediction="v", cond_drop_prob=0.1)
+    config.diffusion = dict(schedule="cosine", schedule_shift=-2.8, prediction="v", cond_drop_prob=0.1)
     config.data = dict(resolution=32, num_frames=16, num_train=20000, num_validation=512,
                        num_heldout=512, mode="frames", batch_size=32, data_dir="",
                        worker_count=0, seed=0)
-    config.optim = dict(learning_rate=1e-3, warmup_steps=200, total_steps=4000,
+    config.optim = dict(learning_rate=7e-4, warmup_steps=200, total_steps=4000,
                         end_lr_fraction=0.05, weight_decay=0.0, b1=0.9, b2=0.99, clip_norm=1.0,
                         ema_decay=0.999)
     config.checkpoint = dict(every_steps=500, max_to_keep=2, init_from="")
@@ -40,7 +40,7 @@ def get_config(arg=None):
     config.sample = dict(steps=50, guidance=3.0, sampler="ddim", dynamic_threshold=0.995)
 
     if variant == "tiny":
-        config.model.text_encoder.update(width=32, num_layers=1, num_heads=2, max_length=96)
+        config.model.text_encoder.update(width=32, num_layers=1, num_heads=2, max_length=32)
         config.model.unet.update(resolution=16, base_channels=16, channel_mult=(1, 2),
                                  attention_resolutions=(8,), num_heads=2, context_features=32)
         config.data.update(resolution=16, num_frames=4, num_train=64, num_validation=16,

@@ -67,8 +67,12 @@ class TextToImagePipeline:
 
     @classmethod
     def from_checkpoint(cls, path: str | None = None) -> "TextToImagePipeline":
-        """Loads an exported checkpoint (default: the shipped shapes model)."""
+        """Loads an exported checkpoint (default: the shipped shapes model), or the EMA weights
+        of a training workdir's latest checkpoint when it has no export yet."""
         path = resolve_checkpoint(path) if path else shipped_checkpoint("t2i")
+        if os.path.isdir(os.path.join(path, "checkpoints")):
+            from lumiere_jax.train.loop import load_run_ema
+            return cls(*load_run_ema(path))
         model, config = load_exported(path)
         return cls(model, config)
 
@@ -89,7 +93,7 @@ class TextToImagePipeline:
         threshold = defaults.dynamic_threshold or None
         x = _sample_images(
             self.graphdef, self.state, jnp.asarray(tokens), jax.random.key(seed), shape=shape,
-            schedule=self.diffusion.schedule, prediction=self.diffusion.prediction,
+            schedule=self.diffusion.noise_schedule(), prediction=self.diffusion.prediction,
             steps=int(steps or defaults.steps), sampler=sampler or defaults.sampler,
             guidance=float(defaults.guidance if guidance is None else guidance),
             dynamic_threshold=threshold, progress=progress)

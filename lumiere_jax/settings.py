@@ -50,8 +50,14 @@ def check_sections(config: Any, allowed: tuple[str, ...]) -> None:
 class DiffusionSettings:
     """Noise schedule, model output parameterisation and condition dropout for CFG."""
     schedule: str = "cosine"
+    schedule_shift: float = 0.0
     prediction: str = "v"
     cond_drop_prob: float = 0.1
+
+    def noise_schedule(self):
+        """The diffusion.Schedule these settings describe."""
+        from lumiere_jax.diffusion import Schedule
+        return Schedule(self.schedule, float(self.schedule_shift))
 
     def __post_init__(self):
         from lumiere_jax.diffusion import PREDICTION_KINDS, SCHEDULE_NAMES

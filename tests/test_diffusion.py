@@ -382,3 +382,12 @@ def test_sampler_rejects_bad_arguments(kwargs, match):
     args = {"steps": 2, **kwargs}
     with pytest.raises(ValueError, match=match):
         diffusion.sample(lambda x, t: x, IMAGE_SHAPE, jax.random.key(0), "cosine", **args)
+
+
+def test_schedule_shift_moves_log_snr_by_a_constant():
+    t = jnp.linspace(0.05, 0.95, 7)
+    plain, shifted = diffusion.get_schedule("cosine"), diffusion.Schedule("cosine", shift=-2.0)
+    np.testing.assert_allclose(shifted.log_snr(t), plain.log_snr(t) - 2.0, atol=1e-5)
+    alpha, sigma = shifted.alpha_sigma(t)
+    np.testing.assert_allclose(alpha**2 + sigma**2, 1.0, atol=1e-6)
+    assert bool(jnp.all(alpha < plain.alpha_sigma(t)[0]))

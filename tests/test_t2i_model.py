@@ -32,8 +32,32 @@ def test_tokenizer_round_trip_and_padding():
     ids = tokenizer.tokenize("a red circle, fast", 32)
     assert ids.dtype == np.int32 and ids.shape == (32,)
     assert tokenizer.detokenize(ids) == "a red circle, fast"
-    assert ids[len("a red circle, fast")] == tokenizer.EOS_ID
-    assert not tokenizer.padding_mask(ids)[len("a red circle, fast") + 1:].any()
+    length = len(tokenizer.encode_pieces("a red circle, fast"))
+    assert length == 5  # a, red, circle, comma, fast: known words are one token each
+    assert ids[length] == tokenizer.EOS_ID
+    assert tokenizer.padding_mask(ids)[:length + 1].all()
+    assert not tokenizer.padding_mask(ids)[length + 1:].any()
+
+
+def test_tokenizer_spells_unknown_words_in_bytes_and_round_trips():
+    text = "a purple hexagon, zig-zagging 3 times!"
+    ids = tokenizer.tokenize(text, 64)
+    assert tokenizer.detokenize(ids) == text
+    assert tokenizer.tokenize("A RED Circle", 16).tolist() == tokenizer.tokenize("a red circle", 16).tolist()
+    known = tokenizer.encode_pieces(" red")
+    assert len(known) == 1 and known[0] >= tokenizer.PIECE_OFFSET
+    assert all(i < tokenizer.PIECE_OFFSET for i in tokenizer.encode_pieces("hexagon"))
+
+
+def test_every_shapes_caption_word_is_one_token():
+    from lumiere_jax.data import shapes
+
+    rng = np.random.default_rng(0)
+    for index in range(500):
+        caption = shapes.make_caption(shapes.sample_spec(rng, shapes.SPLITS[index % 3]), rng)
+        ids = tokenizer.encode_pieces(caption)
+        assert all(i >= tokenizer.PIECE_OFFSET for i in ids), caption
+        assert tokenizer.detokenize(tokenizer.tokenize(caption, 32)) == caption
 
 
 @pytest.mark.parametrize("prompt", ["", "   ", None])

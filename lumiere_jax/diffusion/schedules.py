@@ -59,9 +59,14 @@ SCHEDULE_NAMES = tuple(_LOG_SNR_FNS)
 
 @dataclasses.dataclass(frozen=True)
 class Schedule:
-    """A named variance-preserving schedule; hashable, so it can be a static jit argument."""
+    """A named variance-preserving schedule; hashable, so it can be a static jit argument.
+
+    `shift` adds a constant to the log-SNR: negative values spend more of the time axis at high
+    noise, where the global layout (background, colour) of large flat images is decided.
+    """
 
     name: str
+    shift: float = 0.0
 
     def __post_init__(self):
         if self.name not in _LOG_SNR_FNS:
@@ -72,7 +77,7 @@ class Schedule:
     def log_snr(self, t) -> jax.Array:
         """log(alpha^2 / sigma^2) at time t, decreasing in t and clipped to stay finite."""
         t = jnp.asarray(t, jnp.float32)
-        return jnp.clip(_LOG_SNR_FNS[self.name](t), LOG_SNR_MIN, LOG_SNR_MAX)
+        return jnp.clip(_LOG_SNR_FNS[self.name](t) + self.shift, LOG_SNR_MIN, LOG_SNR_MAX)
 
     def alpha_sigma(self, t) -> tuple[jax.Array, jax.Array]:
         """(alpha(t), sigma(t)) with the shape of t."""

@@ -19,7 +19,7 @@ class TextEncoderConfig:
     num_layers: int = 3
     num_heads: int = 4
     mlp_ratio: int = 2
-    max_length: int = 96
+    max_length: int = 32
     num_buckets: int = 32
     max_distance: int = 64
 

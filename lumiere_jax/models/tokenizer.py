@@ -1,9 +1,14 @@
-"""Byte-level tokenizer: needs no vocabulary file and no download.
+"""Word-piece tokenizer with a byte fallback: needs no vocabulary file and no download.
 
-Token ids: 0 = padding, 1 = end of text, 2 + b for each UTF-8 byte b.
+Prompts are lower-cased and split into pieces: a word (with its leading space, if any), a
+number, or one other character. A piece in the built-in vocabulary (the shapes world's words
+and common extras) is one token; any other piece is spelled out as UTF-8 bytes, so every
+lower-case text round-trips exactly. Ids: 0 = padding, 1 = end of text, 2..257 = bytes,
+258.. = vocabulary pieces.
 """
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -11,15 +16,42 @@ import numpy as np
 PAD_ID = 0
 EOS_ID = 1
 BYTE_OFFSET = 2
-VOCAB_SIZE = 256 + BYTE_OFFSET
+
+WORDS = (
+    "a against an and around at away backdrop background ball big bigger black block blue "
+    "bouncing bounces box centre center circle circles circling clockwise contracting cyan dark "
+    "disc dot down downwards drifting expanding falling fast floating from gently getting going "
+    "green growing grows heading high hopping huge in is it jumping large larger left leisurely "
+    "little loop magenta middle motionless moving not of on one orange orbiting pace place "
+    "purple quick quickly rapidly red right rising rotating round shape shrinking shrinks "
+    "sinking sitting sliding slow slowly small smaller speed spinning square squares standing "
+    "star stars staying still swiftly that the tiny to towards travelling triangle triangles "
+    "turning up upward upwards very white with yellow"
+).split()
+PIECES = tuple(WORDS) + tuple(" " + w for w in WORDS) + (",", ".", " ,", " .")
+PIECE_OFFSET = BYTE_OFFSET + 256
+VOCAB_SIZE = PIECE_OFFSET + len(PIECES)
+_PIECE_IDS = {piece: PIECE_OFFSET + i for i, piece in enumerate(PIECES)}
+_SPLIT = re.compile(r" ?[a-z]+| ?[0-9]+| ?[^\sa-z0-9]|\s")
 
 
 class PromptError(ValueError):
     """A prompt that cannot be encoded (empty, or not text)."""
 
 
+def encode_pieces(text: str) -> list[int]:
+    """Token ids of a text, without end-of-text or padding."""
+    ids = []
+    for piece in _SPLIT.findall(text.lower()):
+        if piece in _PIECE_IDS:
+            ids.append(_PIECE_IDS[piece])
+        else:
+            ids.extend(BYTE_OFFSET + b for b in piece.encode("utf-8"))
+    return ids
+
+
 def tokenize(text: str, max_length: int, *, allow_empty: bool = False) -> np.ndarray:
-    """Encodes one prompt into `max_length` int32 ids (bytes, then EOS, then padding).
+    """Encodes one prompt into `max_length` int32 ids (pieces, then EOS, then padding).
 
     Over-long prompts are truncated (with a warning) so that EOS always fits.
     The empty string is refused unless `allow_empty` (used for the null condition).
@@ -30,18 +62,16 @@ def tokenize(text: str, max_length: int, *, allow_empty: bool = False) -> np.nda
         raise ValueError(f"max_length must be at least 2, got {max_length}.")
     if not text.strip() and not allow_empty:
         raise PromptError("The prompt is empty: give a description such as 'a red circle moving left'.")
-    data = text.encode("utf-8")
+    pieces = encode_pieces(text)
     limit = max_length - 1
-    if len(data) > limit:
-        warnings.warn(
-                f"Prompt of {len(data)} bytes is longer than the text encoder's {limit}; truncated to "
-                f"{data[:limit].decode('utf-8', errors='ignore')!r}.",
-                stacklevel=2,
-        )
-        data = data[:limit]
+    if len(pieces) > limit:
+        kept = detokenize(pieces[:limit] + [EOS_ID])
+        warnings.warn(f"Prompt of {len(pieces)} tokens is longer than the text encoder's {limit}; "
+                      f"truncated to {kept!r}.", stacklevel=2)
+        pieces = pieces[:limit]
     ids = np.full((max_length,), PAD_ID, dtype=np.int32)
-    ids[: len(data)] = np.frombuffer(data, dtype=np.uint8).astype(np.int32) + BYTE_OFFSET
-    ids[len(data)] = EOS_ID
+    ids[: len(pieces)] = pieces
+    ids[len(pieces)] = EOS_ID
     return ids
 
 
@@ -53,17 +83,18 @@ def tokenize_batch(texts, max_length: int, *, allow_empty: bool = False) -> np.n
 
 
 def detokenize(ids) -> str:
-    """Inverse of `tokenize` (stops at EOS, ignores padding)."""
-    ids = np.asarray(ids)
+    """Inverse of `tokenize` for lower-case text (stops at EOS, ignores padding)."""
     out = bytearray()
-    for i in ids.tolist():
+    for i in np.asarray(ids).tolist():
         if i == EOS_ID:
             break
-        if i >= BYTE_OFFSET:
+        if i >= PIECE_OFFSET:
+            out.extend(PIECES[i - PIECE_OFFSET].encode("utf-8"))
+        elif i >= BYTE_OFFSET:
             out.append(i - BYTE_OFFSET)
     return out.decode("utf-8", errors="replace")
 
 
 def padding_mask(ids) -> np.ndarray:
-    """True where a token is real (bytes and EOS), False on padding."""
+    """True where a token is real (pieces and EOS), False on padding."""
     return np.asarray(ids) != PAD_ID

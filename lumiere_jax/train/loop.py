@@ -137,3 +137,22 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> str:
     if jax.process_index() == 0:
         save_exported(export_dir, state.ema_params, config.to_dict())
     return export_dir
+
+
+def load_run_ema(workdir: str, step: int | None = None):
+    """(model with EMA weights, config) from a training workdir's checkpoint (latest by default)."""
+    checkpoints = RunCheckpoints(workdir, every_steps=1, max_to_keep=1)
+    try:
+        step = checkpoints.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"No checkpoints under {checkpoints.directory}.")
+        config = ml_collections.ConfigDict(checkpoints.restore_metadata(step)["config"])
+        run = parse_run_config(config)
+        model = build_model(config.model, seed=run.seed)
+        graphdef, state = create_train_state(model, make_optimizer(run.optim), run.seed)
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+        state = checkpoints.restore_state(step, abstract)
+    finally:
+        checkpoints.close()
+    from flax import nnx
+    return nnx.merge(graphdef, state.params if os.environ.get("LUMIERE_RAW") else state.ema_params, state.frozen), config

@@ -47,7 +47,7 @@ def make_train_step(graphdef: nnx.GraphDef, diffusion_settings: DiffusionSetting
         x0 = frames_to_model_range(batch["frames"])
         losses, _ = diffusion.diffusion_loss(
             lambda x_t, t: model.denoise(x_t, t, cond), x0, noise_rng,
-            diffusion_settings.schedule, diffusion_settings.prediction, low_discrepancy=True)
+            diffusion_settings.noise_schedule(), diffusion_settings.prediction, low_discrepancy=True)
         return jnp.mean(losses)
 
     def train_step(state: TrainState, batch):
