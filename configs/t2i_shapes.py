@@ -32,7 +32,7 @@ def get_config(arg=None):
     config.data = dict(resolution=32, num_frames=16, num_train=20000, num_validation=512,
                        num_heldout=512, mode="frames", batch_size=32, data_dir="",
                        worker_count=0, seed=0)
-    config.optim = dict(learning_rate=7e-4, warmup_steps=200, total_steps=4000,
+    config.optim = dict(learning_rate=7e-4, warmup_steps=200, total_steps=3500,
                         end_lr_fraction=0.05, weight_decay=0.0, b1=0.9, b2=0.99, clip_norm=1.0,
                         ema_decay=0.999)
     config.checkpoint = dict(every_steps=500, max_to_keep=2, init_from="")

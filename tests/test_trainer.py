@@ -21,8 +21,7 @@ from lumiere_jax.models.io import CheckpointError, load_exported, save_exported
 from lumiere_jax.settings import ConfigError
 from lumiere_jax.train import loop
 from lumiere_jax.train.checkpointing import RunCheckpoints
-from lumiere_jax.train.state import create_train_state, make_optimizer
-from lumiere_jax.train.step import frames_to_model_range, jit_train_step, make_train_step
+from lumiere_jax.train.step import frames_to_model_range
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -39,14 +38,7 @@ def config(data_dir):
     return config
 
 
-def make_trainer(config):
-    run = loop.parse_run_config(config)
-    model = build_model(config.model, seed=run.seed)
-    optimizer = make_optimizer(run.optim)
-    graphdef, state = create_train_state(model, optimizer, run.seed)
-    step = jit_train_step(make_train_step(graphdef, run.diffusion, run.optim, optimizer))
-    iterator = loop.make_train_iterator(run.data, model.text_encoder.config.max_length, run.seed)
-    return run, graphdef, state, step, iterator
+make_trainer = loop.setup
 
 
 def model_batch(batch):

@@ -53,15 +53,15 @@ class _LoadExample:
 
     def _tokens(self, caption: str) -> np.ndarray:
         """Tokenizes, truncating over-long captions with one warning per pipeline (not per record)."""
-        data = caption.encode("utf-8")
-        if len(data) >= self.text_length:
-            if not self._warned_truncation:
-                self._warned_truncation = True
-                warnings.warn(f"Captions longer than text_length - 1 = {self.text_length - 1} bytes are "
-                              f"truncated (first: {len(data)} bytes); raise text_length to keep them whole.",
-                              stacklevel=2)
-            caption = data[:self.text_length - 1].decode("utf-8", errors="ignore")
-        return tokenizer.tokenize(caption, self.text_length)
+        length = len(tokenizer.encode_pieces(caption))
+        if length >= self.text_length and not self._warned_truncation:
+            self._warned_truncation = True
+            warnings.warn(f"Captions longer than text_length - 1 = {self.text_length - 1} tokens are "
+                          f"truncated (first: {length} tokens); raise text_length to keep them whole.",
+                          stacklevel=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return tokenizer.tokenize(caption, self.text_length)
 
 
 def pick_frame(seed: int, record_index: int, epoch: int, num_frames: int) -> int:

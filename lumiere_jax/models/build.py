@@ -47,6 +47,14 @@ def build_stunet(model_config, seed: int = 0) -> STUNet:
     return model
 
 
+def trainable_filter(model) -> type:
+    """The Variable type that trains: temporal layers for the STUNet, everything for T2I."""
+    if isinstance(model, STUNet):
+        from lumiere_jax.nn.temporal import TemporalParam
+        return TemporalParam
+    return nnx.Param
+
+
 def build_model(model_config, seed: int = 0):
     """Dispatches on `config.model.kind`."""
     kind = _as_dict(model_config).get("kind", "t2i")

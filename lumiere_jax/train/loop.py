@@ -12,9 +12,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
+from flax import nnx
 
 from lumiere_jax.data import pipeline, tfds_shapes
-from lumiere_jax.models.build import build_model
+from lumiere_jax.models.build import build_model, trainable_filter
 from lumiere_jax.models.io import restore_params, save_exported
 from lumiere_jax import settings as S
 from lumiere_jax.train import metrics as M
@@ -71,6 +72,16 @@ def make_train_iterator(data: S.DataSettings, text_length: int, seed: int):
         text_length=text_length, worker_count=data.worker_count)
 
 
+def check_data_fits_model(data: S.DataSettings, model) -> None:
+    """Video models need whole clips of a length their temporal strides divide."""
+    if hasattr(model, "check_frame_count"):
+        if data.mode != "clips":
+            raise S.ConfigError("A video model trains on whole clips: set config.data.mode='clips'.")
+        model.check_frame_count(data.num_frames)
+    elif data.mode != "frames":
+        raise S.ConfigError("An image model trains on single frames: set config.data.mode='frames'.")
+
+
 def check_finite(step: int, metrics: dict) -> None:
     bad = [name for name, value in metrics.items() if not math.isfinite(float(value))]
     if bad:
@@ -79,19 +90,26 @@ def check_finite(step: int, metrics: dict) -> None:
             f"checkpoint is kept; lower optim.learning_rate or raise optim.warmup_steps and resume.")
 
 
+def setup(config: ml_collections.ConfigDict):
+    """(run settings, graphdef, fresh TrainState, jitted train step, train data iterator)."""
+    run = parse_run_config(config)
+    model = build_model(config.model, seed=run.seed)
+    check_data_fits_model(run.data, model)
+    optimizer = make_optimizer(run.optim)
+    graphdef, state = create_train_state(model, optimizer, run.seed, trainable_filter(model))
+    train_step = jit_train_step(make_train_step(graphdef, run.diffusion, run.optim, optimizer))
+    iterator = make_train_iterator(run.data, model.text_encoder.config.max_length, run.seed)
+    return run, graphdef, state, train_step, iterator
+
+
 def train(config: ml_collections.ConfigDict, workdir: str) -> str:
     """Trains (resuming from the workdir's latest checkpoint) and exports EMA weights.
 
     Returns the export directory `workdir/export`.
     """
-    run = parse_run_config(config)
+    run, graphdef, state, train_step, iterator = setup(config)
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
-    model = build_model(config.model, seed=run.seed)
-    optimizer = make_optimizer(run.optim)
-    graphdef, state = create_train_state(model, optimizer, run.seed)
-    text_length = model.text_encoder.config.max_length
-    iterator = make_train_iterator(run.data, text_length, run.seed)
 
     checkpoints = RunCheckpoints(workdir, run.checkpoint.every_steps, run.checkpoint.max_to_keep)
     latest = checkpoints.latest_step()
@@ -106,7 +124,6 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> str:
         state = state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params))
         print(f"Initialised from {run.checkpoint.init_from}.", flush=True)
 
-    train_step = jit_train_step(make_train_step(graphdef, run.diffusion, run.optim, optimizer))
     lr_schedule = learning_rate_schedule(run.optim)
     writer = M.MetricsWriter(workdir)
     metadata = {"config": config.to_dict(), "jax_version": jax.__version__}
@@ -135,7 +152,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> str:
 
     export_dir = os.path.join(workdir, "export")
     if jax.process_index() == 0:
-        save_exported(export_dir, state.ema_params, config.to_dict())
+        ema_model = nnx.merge(graphdef, state.ema_params, state.frozen)
+        save_exported(export_dir, nnx.state(ema_model, nnx.Param), config.to_dict())
     return export_dir
 
 
@@ -149,10 +167,10 @@ def load_run_ema(workdir: str, step: int | None = None):
         config = ml_collections.ConfigDict(checkpoints.restore_metadata(step)["config"])
         run = parse_run_config(config)
         model = build_model(config.model, seed=run.seed)
-        graphdef, state = create_train_state(model, make_optimizer(run.optim), run.seed)
+        graphdef, state = create_train_state(model, make_optimizer(run.optim), run.seed,
+                                             trainable_filter(model))
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
         state = checkpoints.restore_state(step, abstract)
     finally:
         checkpoints.close()
-    from flax import nnx
-    return nnx.merge(graphdef, state.params if os.environ.get("LUMIERE_RAW") else state.ema_params, state.frozen), config
+    return nnx.merge(graphdef, state.ema_params, state.frozen), config

@@ -1,0 +1,38 @@
+"""STUNet on shapes clips: the shipped T2I backbone inflated in time; only temporal layers train.
+
+Variants: `--config configs/stunet_shapes.py` (16-frame 32x32 clips, backbone = the shipped
+T2I) or `:variant=tiny` (random tiny backbone, 4-frame 16x16 clips; used by tests).
+"""
+import os
+
+import ml_collections
+
+from configs import t2i_shapes
+
+VARIANTS = ("base", "tiny")
+SHIPPED_T2I = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "lumiere_jax", "weights", "t2i_shapes")
+
+
+def get_config(arg=None):
+    options = t2i_shapes.parse_arg(arg)
+    variant = options.get("variant", "base")
+    if variant not in VARIANTS:
+        raise ValueError(f"Unknown variant {variant!r}; allowed: {VARIANTS}.")
+    # The spatial sections must equal the backbone's, so they are taken from its config.
+    config = t2i_shapes.get_config(f"variant={variant}")
+    config.model = dict(
+        kind="stunet",
+        text_encoder=config.model.text_encoder.to_dict(),
+        unet=config.model.unet.to_dict(),
+        temporal=dict(temporal_down_levels=None, temporal_attention_layers=2,
+                      temporal_conv_kernel=3, num_heads=4),
+        backbone=SHIPPED_T2I if variant == "base" else "",
+    )
+    config.data.update(mode="clips", batch_size=4)
+    config.optim.update(learning_rate=5e-4, warmup_steps=100, total_steps=1500)
+    if variant == "tiny":
+        config.model.temporal.update(num_heads=2, temporal_attention_layers=1)
+        config.data.update(batch_size=2)
+        config.optim.update(warmup_steps=2, total_steps=20)
+    return config
