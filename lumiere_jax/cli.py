@@ -49,14 +49,14 @@ def _check_positive(name: str, value) -> None:
 
 def run_sample_image(args) -> None:
     from lumiere_jax.data import video_io
-    from lumiere_jax.pipeline import TextToImagePipeline
+    from lumiere_jax.pipeline import LumierePipeline
 
     _check_positive("num", args.num)
     _check_positive("steps", args.steps)
     _check_positive("scale", args.scale)
     if not args.out.lower().endswith(".png"):
         raise ValueError(f"--out must end in .png, got {args.out!r}.")
-    pipeline = TextToImagePipeline.from_checkpoint(args.checkpoint)
+    pipeline = LumierePipeline.from_checkpoint(args.checkpoint)
     prompts = [p for p in args.prompt for _ in range(args.num)]
     pipeline.tokenize(prompts)  # refuse bad prompts before compiling anything
     start = time.perf_counter()
@@ -71,11 +71,11 @@ def run_evaluate_t2i(args) -> None:
     import json
 
     from lumiere_jax.eval.t2i_eval import evaluate_t2i
-    from lumiere_jax.pipeline import TextToImagePipeline
+    from lumiere_jax.pipeline import LumierePipeline
 
     _check_positive("num", args.num)
     _check_positive("batch", args.batch)
-    pipeline = TextToImagePipeline.from_checkpoint(args.checkpoint)
+    pipeline = LumierePipeline.from_checkpoint(args.checkpoint)
     scores = evaluate_t2i(pipeline, num=args.num, batch=args.batch, split=args.split,
                           seed=args.seed, steps=args.steps, guidance=args.guidance,
                           sampler=args.sampler)
