@@ -1,5 +1,15 @@
 """Installs lumiere-jax: a JAX/Flax reimplementation of Lumiere (space-time video diffusion)."""
+import os
+
 import setuptools
+
+
+def shipped_weight_files():
+    """Every file under lumiere_jax/weights (Orbax checkpoints nest several folders deep)."""
+    root = os.path.join("lumiere_jax", "weights")
+    return [os.path.relpath(os.path.join(folder, name), "lumiere_jax")
+            for folder, _, names in os.walk(root) for name in names]
+
 
 setuptools.setup(
     name="lumiere-jax",
@@ -10,7 +20,7 @@ setuptools.setup(
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["lumiere_jax", "lumiere_jax.*", "configs", "configs.*"]),
     include_package_data=True,
-    package_data={"lumiere_jax": ["weights/**/*", "weights/*/*/*", "weights/*/*/*/*", "weights/*/*/*/*/*"]},
+    package_data={"lumiere_jax": shipped_weight_files()},
     install_requires=[
         "jax>=0.10.2",
         "flax>=0.12.8",

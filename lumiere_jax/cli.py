@@ -2,22 +2,52 @@
 from __future__ import annotations
 
 import argparse
-import os
+import json
+import math
 import sys
 import time
 
 from lumiere_jax.models.io import CheckpointError
 from lumiere_jax.models.tokenizer import PromptError
 
+VIDEO_OUT = (".mp4", ".gif")
 
-def _add_sampling_flags(parser: argparse.ArgumentParser) -> None:
+# command -> (needs a video model, the command to use for the other kind of model)
+MODEL_KIND = {
+    "sample-image": (False, "sample"),
+    "sample": (True, "sample-image"),
+    "evaluate-t2i": (False, "evaluate-video"),
+    "evaluate-video": (True, "evaluate-t2i"),
+}
+
+
+def _add_sampling_flags(parser: argparse.ArgumentParser, video: bool = False) -> None:
+    shipped = "the shipped STUNet" if video else "the shipped T2I model"
     parser.add_argument("--checkpoint", default=None,
-                        help="Exported checkpoint dir or training workdir (default: shipped model).")
+                        help=f"Exported checkpoint dir or training workdir (default: {shipped}).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=None, help="Denoising steps (default: config).")
     parser.add_argument("--guidance", type=float, default=None,
                         help="Classifier-free guidance scale (default: config; 1 = no guidance).")
     parser.add_argument("--sampler", choices=("ddim", "ancestral"), default=None)
+    if video:
+        parser.add_argument("--frames", type=int, default=None,
+                            help="Clip length (default: the model's training length).")
+
+
+def _add_grid_flags(parser: argparse.ArgumentParser, num: int, what: str) -> None:
+    parser.add_argument("--prompt", action="append", required=True,
+                        help="Text prompt; repeat the flag for several prompts (one grid row each).")
+    parser.add_argument("--num", type=int, default=num,
+                        help=f"Samples per prompt (grid columns of one {what}).")
+    parser.add_argument("--scale", type=int, default=4, help="Nearest-neighbour upscaling for viewing.")
+
+
+def _add_evaluation_flags(parser: argparse.ArgumentParser, num: int, batch: int) -> None:
+    parser.add_argument("--num", type=int, default=num, help="Number of split captions to sample.")
+    parser.add_argument("--batch", type=int, default=batch)
+    parser.add_argument("--split", default="validation", choices=("validation", "heldout"))
+    parser.add_argument("--json", default=None, help="Also write the scores to this JSON file.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,20 +55,33 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     image = commands.add_parser("sample-image", help="Sample images from the text-to-image model.")
-    image.add_argument("--prompt", action="append", required=True,
-                       help="Text prompt; repeat the flag for several prompts (one grid row each).")
-    image.add_argument("--num", type=int, default=4, help="Samples per prompt (grid columns).")
+    _add_grid_flags(image, num=4, what="image")
     image.add_argument("--out", required=True, help="Output image (.png).")
-    image.add_argument("--scale", type=int, default=4, help="Nearest-neighbour upscaling for viewing.")
     _add_sampling_flags(image)
 
+    video = commands.add_parser(
+        "sample", help="Sample clips from the video (STUNet) model, each in one pass.",
+        description="Samples clips and writes them as one grid video: a row per prompt, --num "
+                    "clips per row (a single clip when there is one prompt and --num 1).")
+    _add_grid_flags(video, num=1, what="video")
+    video.add_argument("--out", required=True, help="Output video (.mp4 or .gif).")
+    video.add_argument("--fps", type=float, default=16.0, help="Frames per second of the video.")
+    video.add_argument("--xt-slice", default=None,
+                       help="Also write the x-t slice (.png): one pixel row of every frame stacked "
+                            "over time, in the same grid layout.")
+    video.add_argument("--xt-row", type=int, default=None,
+                       help="Pixel row of the x-t slice, in model pixels (default: the middle).")
+    _add_sampling_flags(video, video=True)
+
     evaluate = commands.add_parser(
-        "evaluate-t2i", help="Score a T2I model with the shapes evaluator on validation prompts.")
-    evaluate.add_argument("--num", type=int, default=256, help="Number of validation prompts.")
-    evaluate.add_argument("--batch", type=int, default=64)
-    evaluate.add_argument("--split", default="validation", choices=("validation", "heldout"))
-    evaluate.add_argument("--json", default=None, help="Also write the scores to this JSON file.")
+        "evaluate-t2i", help="Score a T2I model with the shapes evaluator on split captions.")
+    _add_evaluation_flags(evaluate, num=256, batch=64)
     _add_sampling_flags(evaluate)
+
+    evaluate_video = commands.add_parser(
+        "evaluate-video", help="Score a video model with the shapes evaluator on split captions.")
+    _add_evaluation_flags(evaluate_video, num=128, batch=16)
+    _add_sampling_flags(evaluate_video, video=True)
     return parser
 
 
@@ -47,46 +90,120 @@ def _check_positive(name: str, value) -> None:
         raise ValueError(f"--{name} must be at least 1, got {value}.")
 
 
-def run_sample_image(args) -> None:
-    from lumiere_jax.data import video_io
+def _check_extension(name: str, path: str, allowed: tuple[str, ...]) -> None:
+    if not path.lower().endswith(allowed):
+        raise ValueError(f"--{name} must end in {' or '.join(allowed)}, got {path!r}.")
+
+
+def _load_pipeline(args):
+    """The checkpoint's pipeline, refused if its kind (image/video) does not suit the command."""
     from lumiere_jax.pipeline import LumierePipeline
 
+    video, other_command = MODEL_KIND[args.command]
+    pipeline = LumierePipeline.from_checkpoint(args.checkpoint, default="stunet" if video else "t2i")
+    if pipeline.is_video != video:
+        kind = "a video (STUNet)" if pipeline.is_video else "a text-to-image"
+        raise CheckpointError(f"The checkpoint holds {kind} model; use `lumiere-jax {other_command}` "
+                              "for it.")
+    return pipeline
+
+
+def _sample_kwargs(args) -> dict:
+    kwargs = dict(steps=args.steps, guidance=args.guidance, sampler=args.sampler)
+    if getattr(args, "frames", None) is not None:
+        kwargs["frames"] = args.frames
+    return kwargs
+
+
+def _sample_prompts(args, pipeline):
+    """`--num` samples of every `--prompt`, prompt-major (the order of the grid)."""
+    prompts = [p for p in args.prompt for _ in range(args.num)]
+    pipeline.tokenize(prompts)  # refuse bad prompts before compiling anything
+    return pipeline.sample(prompts, seed=args.seed, progress=True, **_sample_kwargs(args))
+
+
+def _viewing_grid(samples, args):
+    """Upscaled samples tiled with a row per prompt (images stay images, clips stay clips)."""
+    from lumiere_jax.data import video_io
+
+    return video_io.image_grid(video_io.upscale_nearest(samples, args.scale), columns=args.num)
+
+
+def _check_grid_flags(args) -> None:
     _check_positive("num", args.num)
     _check_positive("steps", args.steps)
     _check_positive("scale", args.scale)
-    if not args.out.lower().endswith(".png"):
-        raise ValueError(f"--out must end in .png, got {args.out!r}.")
-    pipeline = LumierePipeline.from_checkpoint(args.checkpoint)
-    prompts = [p for p in args.prompt for _ in range(args.num)]
-    pipeline.tokenize(prompts)  # refuse bad prompts before compiling anything
+
+
+def run_sample_image(args) -> None:
+    from lumiere_jax.data import video_io
+
+    _check_grid_flags(args)
+    _check_extension("out", args.out, (".png",))
+    pipeline = _load_pipeline(args)
     start = time.perf_counter()
-    images = pipeline.sample(prompts, seed=args.seed, steps=args.steps, guidance=args.guidance,
-                             sampler=args.sampler, progress=True)
-    grid = video_io.image_grid(video_io.upscale_nearest(images, args.scale), columns=args.num)
-    video_io.write_image(args.out, grid)
+    images = _sample_prompts(args, pipeline)
+    video_io.write_image(args.out, _viewing_grid(images, args))
     print(f"Wrote {len(images)} samples to {args.out} in {time.perf_counter() - start:.1f} s.")
 
 
-def run_evaluate_t2i(args) -> None:
-    import json
+def run_sample(args) -> None:
+    from lumiere_jax.data import video_io
 
-    from lumiere_jax.eval.t2i_eval import evaluate_t2i
-    from lumiere_jax.pipeline import LumierePipeline
+    _check_grid_flags(args)
+    _check_positive("frames", args.frames)
+    if not args.fps > 0:
+        raise ValueError(f"--fps must be positive, got {args.fps}.")
+    _check_extension("out", args.out, VIDEO_OUT)
+    if args.xt_slice:
+        _check_extension("xt-slice", args.xt_slice, (".png",))
+    pipeline = _load_pipeline(args)
+    row = video_io.slice_row(pipeline.resolution, args.xt_row)
+    start = time.perf_counter()
+    clips = _sample_prompts(args, pipeline)
+    video_io.write_video(args.out, _viewing_grid(clips, args), fps=args.fps)
+    print(f"Wrote {len(clips)} clip(s) of {clips.shape[1]} frames to {args.out} at {args.fps:g} fps.")
+    if args.xt_slice:
+        video_io.write_image(args.xt_slice, _viewing_grid(video_io.xt_slice(clips, row), args))
+        print(f"Wrote the x-t slice of pixel row {row} to {args.xt_slice}.")
+    print(f"Done in {time.perf_counter() - start:.1f} s.")
 
-    _check_positive("num", args.num)
-    _check_positive("batch", args.batch)
-    pipeline = LumierePipeline.from_checkpoint(args.checkpoint)
-    scores = evaluate_t2i(pipeline, num=args.num, batch=args.batch, split=args.split,
-                          seed=args.seed, steps=args.steps, guidance=args.guidance,
-                          sampler=args.sampler)
-    text = json.dumps(scores, indent=2, sort_keys=True)
+
+def _report_scores(scores: dict, json_path: str | None) -> None:
+    """Prints the scores as JSON (NaN as null) and optionally writes them to a file."""
+    clean = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in scores.items()}
+    text = json.dumps(clean, indent=2, sort_keys=True)
     print(text)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as f:
             f.write(text + "\n")
 
 
-COMMANDS = {"sample-image": run_sample_image, "evaluate-t2i": run_evaluate_t2i}
+def _run_evaluation(args, evaluate) -> None:
+    _check_positive("num", args.num)
+    _check_positive("batch", args.batch)
+    _check_positive("steps", args.steps)
+    _check_positive("frames", getattr(args, "frames", None))
+    pipeline = _load_pipeline(args)
+    scores = evaluate(pipeline, num=args.num, batch=args.batch, split=args.split, seed=args.seed,
+                      **_sample_kwargs(args))
+    _report_scores(scores, args.json)
+
+
+def run_evaluate_t2i(args) -> None:
+    from lumiere_jax.eval.t2i_eval import evaluate_t2i
+
+    _run_evaluation(args, evaluate_t2i)
+
+
+def run_evaluate_video(args) -> None:
+    from lumiere_jax.eval.video_eval import evaluate_video
+
+    _run_evaluation(args, evaluate_video)
+
+
+COMMANDS = {"sample-image": run_sample_image, "sample": run_sample,
+            "evaluate-t2i": run_evaluate_t2i, "evaluate-video": run_evaluate_video}
 
 
 def main(argv=None) -> int:

@@ -14,7 +14,8 @@ class ConfigError(ValueError):
     """A config that names unknown keys or lacks required ones."""
 
 
-def _as_dict(section: Any) -> dict:
+def as_dict(section: Any) -> dict:
+    """A config section (ConfigDict or dict) as a plain dict."""
     if hasattr(section, "to_dict"):
         return section.to_dict()
     if isinstance(section, dict):
@@ -24,7 +25,7 @@ def _as_dict(section: Any) -> dict:
 
 def from_config(cls: type[T], section: Any, where: str) -> T:
     """Builds dataclass `cls` from a config section; `where` names the section in errors."""
-    values = _as_dict(section)
+    values = as_dict(section)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
@@ -41,7 +42,7 @@ def from_config(cls: type[T], section: Any, where: str) -> T:
 
 def check_sections(config: Any, allowed: tuple[str, ...]) -> None:
     """Refuses top-level sections that no code reads (usually a typo)."""
-    unknown = sorted(set(_as_dict(config)) - set(allowed))
+    unknown = sorted(set(as_dict(config)) - set(allowed))
     if unknown:
         raise ConfigError(f"Unknown top-level config key(s) {unknown}; allowed: {sorted(allowed)}.")
 

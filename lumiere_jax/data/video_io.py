@@ -192,3 +192,24 @@ def image_grid(images, columns: int | None = None, pad: int = 1, pad_value: int 
         left = pad + (position % columns) * (width + pad)
         grid[..., top:top + height, left:left + width, :] = image
     return grid
+
+
+def slice_row(height: int, row: int | None = None) -> int:
+    """The pixel row an x-t slice takes: `row` checked against `height`, default the middle."""
+    if row is None:
+        return height // 2
+    if not isinstance(row, (int, np.integer)) or not 0 <= row < height:
+        raise ValueError(f"The x-t slice row must be an integer in [0, {height - 1}], got {row!r}.")
+    return int(row)
+
+
+def xt_slice(clip, row: int | None = None) -> np.ndarray:
+    """One pixel row of every frame stacked over time, as in the Lumiere paper's x-t figures.
+
+    (..., T, H, W, C) -> (..., T, W, C): row `row` (default H // 2, the middle) of each frame, so
+    image rows are time and columns are x. Leading batch axes are kept.
+    """
+    clip = np.asarray(clip)
+    if clip.ndim < 4:
+        raise ValueError(f"Expected a (..., T, H, W, C) clip, got shape {clip.shape}.")
+    return clip[..., slice_row(clip.shape[-3], row), :, :]

@@ -7,14 +7,14 @@ from lumiere_jax.models.stunet import STUNet, STUNetConfig, load_backbone
 from lumiere_jax.models.t2i import TextToImage
 from lumiere_jax.models.text_encoder import TextEncoderConfig
 from lumiere_jax.models.unet2d import UNetConfig
-from lumiere_jax.settings import ConfigError, _as_dict, from_config
+from lumiere_jax.settings import ConfigError, as_dict, from_config
 
 MODEL_KINDS = ("t2i", "stunet")
 
 
 def model_section(model_config, allowed: set[str]) -> dict:
     """`config.model` as a dict; unknown keys are refused, naming the allowed ones."""
-    values = _as_dict(model_config)
+    values = as_dict(model_config)
     unknown = sorted(set(values) - allowed)
     if unknown:
         raise ConfigError(f"Unknown key(s) {unknown} in config.model; allowed: {sorted(allowed)}.")
@@ -57,7 +57,7 @@ def trainable_filter(model) -> type:
 
 def build_model(model_config, seed: int = 0):
     """Dispatches on `config.model.kind`."""
-    kind = _as_dict(model_config).get("kind", "t2i")
+    kind = as_dict(model_config).get("kind", "t2i")
     if kind == "t2i":
         return build_t2i(model_config, seed)
     if kind == "stunet":

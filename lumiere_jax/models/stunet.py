@@ -27,7 +27,7 @@ from lumiere_jax.models.text_encoder import TextEncoderConfig
 from lumiere_jax.models.unet2d import UNet2D, UNetConfig
 from lumiere_jax.nn.temporal import (TemporalAttentionBlock, TemporalConvBlock,
                                      TemporalDownsample, TemporalUpsample)
-from lumiere_jax.settings import ConfigError, _as_dict, from_config
+from lumiere_jax.settings import ConfigError, as_dict, from_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,7 +249,7 @@ def load_backbone(stunet: STUNet, export_dir: str) -> None:
     # Imported here: io imports build, which imports this module.
     from lumiere_jax.models import io
 
-    model = _as_dict(io.read_exported_config(export_dir).get("model", {}))
+    model = as_dict(io.read_exported_config(export_dir).get("model", {}))
     if model.get("kind", "t2i") != "t2i":
         raise io.CheckpointError(f"Backbone {export_dir!r} is a {model.get('kind')!r} checkpoint; "
                                  f"the STUNet needs an exported T2I ('t2i') model.")
