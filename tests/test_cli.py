@@ -1,0 +1,149 @@
+"""`lumiere-jax` commands end to end on tiny random models; the x-t slice as a pure function."""
+import json
+import math
+import os
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from configs import stunet_shapes, t2i_shapes
+from lumiere_jax import cli
+from lumiere_jax.data import video_io
+from lumiere_jax.models.build import build_model
+from lumiere_jax.models.io import save_exported
+
+PROMPT = "a large red circle moving quickly to the left on a black background"
+STEPS = ["--steps", "2"]
+SCALE = 2
+FRAMES = 8  # not the tiny STUNet's training length (4): the flag must be honoured
+
+
+def export_random_model(config, directory: str) -> str:
+    """Exports a model whose zero-initialised weights are randomised, as after some training."""
+    params = nnx.state(build_model(config.model, seed=3), nnx.Param)
+    keys = iter(jax.random.split(jax.random.key(0), 1000))
+    params = jax.tree.map(
+        lambda x: jax.random.normal(next(keys), x.shape) * 0.05 if not np.any(x) else x, params)
+    save_exported(directory, params, config.to_dict())
+    return directory
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli_models")
+    video_config = stunet_shapes.get_config("variant=tiny")
+    video_config.model.backbone = ""
+    return {"t2i": export_random_model(t2i_shapes.get_config("variant=tiny"), str(root / "t2i")),
+            "stunet": export_random_model(video_config, str(root / "stunet"))}
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+    return tmp_path_factory.mktemp("cli_outputs")
+
+
+def run_cli(*argv) -> int:
+    return cli.main([str(a) for a in argv])
+
+
+def sample_clip(checkpoints, out, xt_png, seed):
+    code = run_cli("sample", "--checkpoint", checkpoints["stunet"], "--prompt", PROMPT,
+                   "--out", out, "--xt-slice", xt_png, "--seed", seed, "--frames", FRAMES,
+                   "--scale", SCALE, *STEPS)
+    assert code == 0
+
+
+def grid_size(rows: int, columns: int, height: int, width: int, pad: int = 1):
+    return rows * (height + pad) + pad, columns * (width + pad) + pad
+
+
+def test_sample_image_writes_a_grid_of_upscaled_samples(checkpoints, outputs, capsys):
+    out = outputs / "grid.png"
+    code = run_cli("sample-image", "--checkpoint", checkpoints["t2i"], "--prompt", PROMPT,
+                   "--prompt", "a small blue star", "--num", 2, "--scale", SCALE, "--out", out,
+                   *STEPS)
+    assert code == 0
+    side = 16 * SCALE
+    assert video_io.read_image(out).shape == grid_size(2, 2, side, side) + (3,)
+    assert str(out) in capsys.readouterr().out
+
+
+def test_sample_writes_clips_and_xt_slices_deterministically(checkpoints, outputs, capsys):
+    sample_clip(checkpoints, outputs / "a.mp4", outputs / "a.png", seed=0)
+    assert str(outputs / "a.mp4") in capsys.readouterr().out
+    sample_clip(checkpoints, outputs / "b.gif", outputs / "b.png", seed=0)
+    sample_clip(checkpoints, outputs / "c.gif", outputs / "c.png", seed=1)
+    side = 16 * SCALE
+    for video in ("a.mp4", "b.gif", "c.gif"):
+        assert video_io.read_video(outputs / video).shape == (FRAMES,) + grid_size(1, 1, side, side) + (3,)
+    slices = {name: video_io.read_image(outputs / f"{name}.png") for name in "abc"}
+    assert slices["a"].shape == grid_size(1, 1, FRAMES * SCALE, side) + (3,)
+    np.testing.assert_array_equal(slices["a"], slices["b"])  # same seed, lossless png
+    assert not np.array_equal(slices["a"], slices["c"])
+
+
+@pytest.mark.parametrize("command, extra, message", [
+    ("sample", ["--checkpoint", "t2i"], "lumiere-jax sample-image"),
+    ("sample-image", ["--checkpoint", "stunet"], "lumiere-jax sample`"),
+    ("evaluate-video", ["--checkpoint", "t2i"], "lumiere-jax evaluate-t2i"),
+    ("sample", ["--out", "clip.avi"], "--out must end in .mp4 or .gif"),
+    ("sample", ["--xt-slice", "xt.jpg"], "--xt-slice must end in .png"),
+    ("sample", ["--frames", "3"], "multiple of 2"),
+    ("sample", ["--xt-row", "16"], "row must be an integer in [0, 15]"),
+    ("sample", ["--prompt", " "], "prompt is empty"),
+])
+def test_bad_input_fails_cleanly_without_output(checkpoints, tmp_path, capsys, command, extra,
+                                                message):
+    out = "grid.png" if command == "sample-image" else "clip.mp4"
+    defaults = {"--checkpoint": "stunet", "--prompt": PROMPT, "--out": out}
+    if command == "evaluate-video":
+        defaults = {"--checkpoint": "stunet", "--num": "1"}
+    flags = {**defaults, **dict(zip(extra[::2], extra[1::2]))}
+    flags["--checkpoint"] = checkpoints[flags["--checkpoint"]]
+    for name in ("--out", "--xt-slice"):
+        if name in flags:
+            flags[name] = tmp_path / flags[name]
+    argv = [command] + [item for pair in flags.items() for item in pair] + STEPS
+    assert run_cli(*argv) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"lumiere-jax {command}: error: ") and message in error
+    assert "Traceback" not in error
+    assert os.listdir(tmp_path) == []
+
+
+def test_evaluate_video_scores_two_prompts(checkpoints, tmp_path):
+    out = tmp_path / "scores.json"
+    code = run_cli("evaluate-video", "--checkpoint", checkpoints["stunet"], "--num", 2,
+                   "--batch", 2, "--json", out, *STEPS)
+    assert code == 0
+    scores = json.loads(out.read_text())
+    accuracies = ("colour", "shape", "size", "background", "motion", "speed", "all")
+    consistency = ("size_stability", "colour_stability", "trajectory_smoothness", "periodicity")
+    assert set(scores) == {"split", "num", *accuracies, *(f"mean_{k}" for k in consistency)}
+    assert scores["split"] == "validation" and scores["num"] == 2
+    for key in accuracies:
+        assert 0.0 <= scores[key] <= 1.0, key
+    for key in ("mean_colour_stability", "mean_periodicity"):  # NaN (null) when nothing is seen
+        assert scores[key] is None or 0.0 <= scores[key] <= 1.0, key
+    for key in ("mean_size_stability", "mean_trajectory_smoothness"):
+        assert scores[key] is None or (math.isfinite(scores[key]) and scores[key] >= 0.0), key
+
+
+def test_xt_slice_stacks_one_pixel_row_over_time():
+    frames, height, width, row = 5, 6, 7, 2
+    clip = np.zeros((frames, height, width, 3), np.uint8)
+    for t in range(frames):
+        clip[t, row] = t + 1
+        clip[t, height // 2] = 100 + t
+    expected = np.broadcast_to(np.arange(1, frames + 1, dtype=np.uint8)[:, None, None],
+                               (frames, width, 3))
+    np.testing.assert_array_equal(video_io.xt_slice(clip, row), expected)
+    np.testing.assert_array_equal(video_io.xt_slice(clip), expected + 99)  # default: middle row
+    batch = np.stack([clip, 255 - clip])
+    np.testing.assert_array_equal(video_io.xt_slice(batch, row), np.stack([expected, 255 - expected]))
+    with pytest.raises(ValueError, match="row"):
+        video_io.xt_slice(clip, height)
+    with pytest.raises(ValueError, match="clip"):
+        video_io.xt_slice(clip[0])
