@@ -4,6 +4,7 @@ Variants: `--config configs/t2i_shapes.py` (the shipped 32x32 model) or
 `--config configs/t2i_shapes.py:variant=tiny` (16x16, seconds per step on CPU; used by tests).
 """
 import ml_collections
+from ml_collections.config_dict import placeholder
 
 VARIANTS = ("base", "tiny")
 
@@ -28,13 +29,24 @@ def get_config(arg=None):
         unet=dict(resolution=32, base_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1,
                   attention_resolutions=(8,), num_heads=4, context_features=128),
     )
-    config.diffusion = dict(schedule="cosine", schedule_shift=-2.8, prediction="v", cond_drop_prob=0.1)
+    config.diffusion = dict(schedule="cosine", schedule_shift=-2.8, prediction="v", cond_drop_prob=0.1,
+                            low_noise_fraction=0.5, low_noise_max_t=0.15)
     config.data = dict(resolution=32, num_frames=16, num_train=20000, num_validation=512,
                        num_heldout=512, mode="frames", batch_size=32, data_dir="",
                        worker_count=0, seed=0)
-    config.optim = dict(learning_rate=7e-4, warmup_steps=200, total_steps=3500,
+    config.optim = dict(learning_rate=7e-4, warmup_steps=200, total_steps=4000,
                         end_lr_fraction=0.05, weight_decay=0.0, b1=0.9, b2=0.99, clip_norm=1.0,
                         ema_decay=0.999)
+    # Device mesh: sizes of ('data', 'fsdp', 'time'), -1 = the remaining devices. `rules` maps
+    # the logical axes of the weights to a mesh axis (e.g. --config.mesh.rules.mlp=fsdp), unset
+    # = replicated; fsdp > 1 also splits every weight along its largest divisible dimension.
+    config.mesh = dict(
+        data=-1, fsdp=1, time=1,
+        rules=dict(embed=placeholder(str), mlp=placeholder(str), heads=placeholder(str),
+                   conv_in=placeholder(str), conv_out=placeholder(str),
+                   conv_window=placeholder(str), norm=placeholder(str), vocab=placeholder(str),
+                   position=placeholder(str)),
+    )
     config.checkpoint = dict(every_steps=500, max_to_keep=2, init_from="")
     config.log = dict(every_steps=50)
     config.sample = dict(steps=50, guidance=3.0, sampler="ddim", dynamic_threshold=0.995)

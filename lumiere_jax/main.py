@@ -1,4 +1,9 @@
-"""Training entry point: `python -m lumiere_jax.main --config configs/t2i_shapes.py --workdir DIR`."""
+"""Training entry point: `python -m lumiere_jax.main --config configs/t2i_shapes.py --workdir DIR`.
+
+Multi-host: start the same command on every host with `--distributed` (the cluster is detected);
+by hand, e.g. two CPU processes on one machine, add `--coordinator_address=localhost:PORT
+--num_processes=2 --process_id=0` (and 1 on the second).
+"""
 from absl import app, flags
 from ml_collections import config_flags
 
@@ -6,12 +11,27 @@ from lumiere_jax.settings import ConfigError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and exports go.")
+_DISTRIBUTED = flags.DEFINE_bool("distributed", False,
+                                 "Join a multi-process run (jax.distributed.initialize) first.")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None,
+                                   "host:port of process 0 (with --distributed; default: detected).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None,
+                                      "Processes in the run (with --distributed; default: detected).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None,
+                                   "This process's index (with --distributed; default: detected).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    by_hand = (_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    if _DISTRIBUTED.value:
+        from lumiere_jax.parallel.multihost import initialize
+
+        initialize(*by_hand)
+    elif any(value is not None for value in by_hand):
+        raise app.UsageError("--coordinator_address/--num_processes/--process_id need --distributed.")
     from lumiere_jax.train.loop import train
 
     try:

@@ -49,11 +49,17 @@ def check_sections(config: Any, allowed: tuple[str, ...]) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class DiffusionSettings:
-    """Noise schedule, model output parameterisation and condition dropout for CFG."""
+    """Noise schedule, model output parameterisation and condition dropout for CFG.
+
+    A `low_noise_fraction` of each batch draws t from U(0, low_noise_max_t) instead of U(0, 1):
+    more training where edges and shapes are refined (a shifted schedule leaves little there).
+    """
     schedule: str = "cosine"
     schedule_shift: float = 0.0
     prediction: str = "v"
     cond_drop_prob: float = 0.1
+    low_noise_fraction: float = 0.0
+    low_noise_max_t: float = 0.15
 
     def noise_schedule(self):
         """The diffusion.Schedule these settings describe."""
@@ -68,6 +74,9 @@ class DiffusionSettings:
             raise ValueError(f"prediction {self.prediction!r} is not one of ('v', 'eps')")
         if not 0.0 <= self.cond_drop_prob < 1.0:
             raise ValueError(f"cond_drop_prob must be in [0, 1), got {self.cond_drop_prob}")
+        if not 0.0 <= self.low_noise_fraction <= 1.0 or not 0.0 < self.low_noise_max_t <= 1.0:
+            raise ValueError("low_noise_fraction must be in [0, 1] and low_noise_max_t in (0, 1], got "
+                             f"{self.low_noise_fraction} and {self.low_noise_max_t}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,3 +142,36 @@ class SampleSettings:
     guidance: float = 3.0
     sampler: str = "ddim"
     dynamic_threshold: float = 0.995
+
+
+@dataclasses.dataclass(frozen=True)
+class MeshSettings:
+    """Device mesh ('data', 'fsdp', 'time') and the table from logical weight axes to mesh axes.
+
+    Axis sizes: -1 (at most one) takes the devices the others leave. `rules` maps each logical
+    name (see `lumiere_jax.nn.sharding.LOGICAL_AXES`) to a mesh axis or None (replicated); names
+    left out stay replicated. On top of the table, with fsdp > 1 every weight and its optimizer
+    state is also split over 'fsdp' along its largest dimension that 'fsdp' divides.
+    """
+    data: int = -1
+    fsdp: int = 1
+    time: int = 1
+    rules: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        from lumiere_jax.nn.sharding import LOGICAL_AXES
+        sizes = {"data": self.data, "fsdp": self.fsdp, "time": self.time}
+        bad = {name: size for name, size in sizes.items() if size != -1 and size < 1}
+        if bad or list(sizes.values()).count(-1) > 1:
+            raise ValueError(f"mesh axis sizes must be >= 1, or -1 for one axis (the remaining "
+                             f"devices); got {sizes}")
+        rules = as_dict(self.rules)
+        unknown = sorted(set(rules) - set(LOGICAL_AXES))
+        if unknown:
+            raise ValueError(f"rules name unknown logical axes {unknown}; known: {list(LOGICAL_AXES)}")
+        targets = {name: axis for name, axis in rules.items()
+                   if axis is not None and axis not in sizes}
+        if targets:
+            raise ValueError(f"rules map to unknown mesh axes {targets}; allowed: "
+                             f"{sorted(sizes)} or None")
+        object.__setattr__(self, "rules", rules)

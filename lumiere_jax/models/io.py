@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
 from flax import nnx
+from jax.experimental import multihost_utils
 
 from lumiere_jax.models.build import build_model
 
@@ -22,26 +22,44 @@ class CheckpointError(ValueError):
     """A checkpoint directory that is missing, incomplete or does not fit the model."""
 
 
+def sync_processes(name: str) -> None:
+    """Waits for every process (a no-op with one)."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)
+
+
 def save_exported(directory: str, params: nnx.State, config: dict, extra_files: dict | None = None):
-    """Writes params and config atomically: a temporary sibling folder renamed at the end."""
+    """Writes params and config atomically: a staging sibling folder renamed at the end.
+
+    With several processes every one calls it (Orbax writes each one's shards of `params`);
+    process 0 writes the rest and renames.
+    """
     directory = os.path.abspath(os.fspath(directory))
     parent = os.path.dirname(directory)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    staging = os.path.join(parent, f".{os.path.basename(directory)}.staging")
+    primary = jax.process_index() == 0
+    if primary:
+        os.makedirs(parent, exist_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        os.makedirs(staging)
+    sync_processes("lumiere_jax: export staging ready")
     try:
         with ocp.StandardCheckpointer() as checkpointer:
             checkpointer.save(os.path.join(staging, "params"), params)
-        with open(os.path.join(staging, "config.json"), "w", encoding="utf-8") as f:
-            json.dump(config, f, indent=2, sort_keys=True)
-        for name, text in (extra_files or {}).items():
-            with open(os.path.join(staging, name), "w", encoding="utf-8") as f:
-                f.write(text)
-        if os.path.exists(directory):
-            shutil.rmtree(directory)
-        os.replace(staging, directory)
+        if primary:
+            with open(os.path.join(staging, "config.json"), "w", encoding="utf-8") as f:
+                json.dump(config, f, indent=2, sort_keys=True)
+            for name, text in (extra_files or {}).items():
+                with open(os.path.join(staging, name), "w", encoding="utf-8") as f:
+                    f.write(text)
+            if os.path.exists(directory):
+                shutil.rmtree(directory)
+            os.replace(staging, directory)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        if primary:
+            shutil.rmtree(staging, ignore_errors=True)
         raise
+    sync_processes("lumiere_jax: export written")
 
 
 def read_exported_config(directory: str) -> ml_collections.ConfigDict:

@@ -10,6 +10,10 @@ Placement, for a U-Net with levels 0..L-1 (L-1 is the coarsest):
   - `down.{l}.downsample` for l in temporal_down_levels: TemporalDownsample (frames halve);
   - `up.{l+1}.upsample` for the same l: TemporalUpsample (frames double).
 Every skip saved on the way down therefore meets the same number of frames on the way up.
+
+`shard_frames(FrameSharding(mesh))` splits clips over the mesh axis 'time' (context parallelism):
+the temporal layers then exchange halos or gather frames (see `nn.frame_sharding`), and every
+level must hold an even number of frames per device wherever time is halved.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from flax import nnx
 from lumiere_jax.models.t2i import TextToImage
 from lumiere_jax.models.text_encoder import TextEncoderConfig
 from lumiere_jax.models.unet2d import UNet2D, UNetConfig
+from lumiere_jax.nn.frame_sharding import UNSHARDED, FrameSharding
 from lumiere_jax.nn.temporal import (TemporalAttentionBlock, TemporalConvBlock,
                                      TemporalDownsample, TemporalUpsample)
 from lumiere_jax.settings import ConfigError, as_dict, from_config
@@ -98,6 +103,50 @@ def check_frame_count(config: STUNetConfig, frames: int) -> None:
             f"{frames} frames cannot be halved by the {len(config.temporal_down_levels)} temporal "
             f"downsampling(s) at U-Net levels {list(config.temporal_down_levels)}: use a multiple "
             f"of {stride}: {examples}, ...")
+
+
+def frames_by_level(config: STUNetConfig, num_levels: int, frames: int) -> tuple[int, ...]:
+    """Frames of the hidden state at each U-Net level (levels in temporal_down_levels halve it)."""
+    counts = [frames]
+    for level in range(num_levels - 1):
+        counts.append(counts[-1] // 2 if level in config.temporal_down_levels else counts[-1])
+    return tuple(counts)
+
+
+def shard_problem(config: STUNetConfig, num_levels: int, frames: int, shards: int) -> str | None:
+    """Why `frames` frames (a length the temporal strides divide) cannot be split over `shards`
+    time shards; None if they can."""
+    halo = config.temporal_conv_kernel // 2
+    for level, count in enumerate(frames_by_level(config, num_levels, frames)):
+        per_shard = count / shards
+        where = f"U-Net level {level} would hold {count} / {shards} = {per_shard:g} frames per shard"
+        if count % shards or per_shard < 1:
+            return f"{where}: not a whole number of frames (>= 1)"
+        if level in config.temporal_down_levels and per_shard % 2:
+            return f"{where}: an odd count, which its temporal downsampling cannot halve locally"
+        if level < num_levels - 1 and per_shard < halo:
+            return (f"{where}: fewer than the {halo} halo frame(s) its temporal convs "
+                    f"(kernel {config.temporal_conv_kernel}) exchange with a neighbour")
+    return None
+
+
+def allowed_sharded_frame_counts(config: STUNetConfig, num_levels: int, shards: int,
+                                 count: int = 3) -> tuple[int, ...]:
+    """The `count` shortest clip lengths that split over `shards` time shards."""
+    step = shards * frame_stride(config)
+    lengths = (step * k for k in range(1, 64 * count))
+    return tuple(n for n in lengths if shard_problem(config, num_levels, n, shards) is None)[:count]
+
+
+def check_frames_per_shard(config: STUNetConfig, num_levels: int, frames: int, shards: int) -> None:
+    """Refuses a clip that some level cannot split evenly over the time shards."""
+    problem = shard_problem(config, num_levels, frames, shards) if shards > 1 else None
+    if problem:
+        examples = ", ".join(str(n) for n in allowed_sharded_frame_counts(config, num_levels, shards))
+        raise ValueError(
+            f"A {frames}-frame clip cannot be split over the mesh's time axis of {shards} "
+            f"shards: {problem}. Clip lengths that fit this mesh: {examples}, ... (or lower "
+            f"config.mesh.time).")
 
 
 def site_key(site: str) -> str:
@@ -177,6 +226,11 @@ class STUNet(nnx.Module):
         self.temporal_attention = nnx.Dict(attention)
         self.temporal_downsamples = nnx.Dict(downsamples)
         self.temporal_upsamples = nnx.Dict(upsamples)
+        self.frame_sharding = UNSHARDED
+
+    def shard_frames(self, frame_sharding: FrameSharding) -> None:
+        """Splits clips over `frame_sharding`'s time axis in every later call (static, traced in)."""
+        self.frame_sharding = frame_sharding
 
     @property
     def text_encoder(self):
@@ -186,8 +240,12 @@ class STUNet(nnx.Module):
     def allowed_frame_counts(self, near: int = 0, count: int = 3) -> tuple[int, ...]:
         return allowed_frame_counts(self.config, near, count)
 
-    def check_frame_count(self, frames: int) -> None:
+    def check_frame_count(self, frames: int, shards: int | None = None) -> None:
+        """Refuses clip lengths the temporal strides (and the time shards, default this model's
+        own frame sharding) cannot divide."""
         check_frame_count(self.config, frames)
+        shards = self.frame_sharding.shards if shards is None else shards
+        check_frames_per_shard(self.config, self.num_levels, frames, shards)
 
     def frame_counts_by_site(self, frames: int) -> dict[str, int]:
         """Frames of the hidden state at every walk site, for a clip of `frames` frames."""
@@ -197,16 +255,17 @@ class STUNet(nnx.Module):
     def temporal_layers(self, site: str, video, emb, context, context_mask):
         """Applies the temporal layer(s) placed at `site` (if any) to video (B, T', H, W, C)."""
         key = site_key(site)
+        frame_sharding = self.frame_sharding
         if key in self.temporal_convs:
-            return self.temporal_convs[key](video, emb)
+            return self.temporal_convs[key](video, emb, frame_sharding)
         if key in self.temporal_attention:
             for block in self.temporal_attention[key]:
-                video = block(video, context, context_mask)
+                video = block(video, context, context_mask, frame_sharding)
             return video
         if key in self.temporal_downsamples:
-            return self.temporal_downsamples[key](video)
+            return self.temporal_downsamples[key](video, frame_sharding)
         if key in self.temporal_upsamples:
-            return self.temporal_upsamples[key](video)
+            return self.temporal_upsamples[key](video, frame_sharding)
         return video
 
     def encode_text(self, tokens):
@@ -225,7 +284,8 @@ class STUNet(nnx.Module):
 
         def hook(site, h):
             video = einops.rearrange(h, "(b t) h w c -> b t h w c", b=batch, t=frames_at[site])
-            video = self.temporal_layers(site, video, emb, context, mask)
+            video = self.temporal_layers(site, self.frame_sharding.constrain(video), emb, context,
+                                         mask)
             return einops.rearrange(video, "b t h w c -> (b t) h w c")
 
         out = self.spatial.unet(einops.rearrange(x_t, "b t h w c -> (b t) h w c"), t, context,

@@ -10,6 +10,7 @@ from flax import nnx
 
 from lumiere_jax.models import tokenizer
 from lumiere_jax.nn.attention import MultiHeadAttention
+from lumiere_jax.nn.sharding import named_axes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,12 +43,12 @@ class EncoderLayer(nnx.Module):
 
     def __init__(self, config: TextEncoderConfig, *, rngs: nnx.Rngs):
         width, hidden = config.width, config.width * config.mlp_ratio
-        self.attention_norm = nnx.RMSNorm(width, rngs=rngs)
+        self.attention_norm = named_axes(nnx.RMSNorm(width, rngs=rngs), "norm")
         self.attention = MultiHeadAttention(width, config.num_heads, rngs=rngs)
-        self.mlp_norm = nnx.RMSNorm(width, rngs=rngs)
-        self.gate = nnx.Linear(width, hidden, use_bias=False, rngs=rngs)
-        self.up = nnx.Linear(width, hidden, use_bias=False, rngs=rngs)
-        self.down = nnx.Linear(hidden, width, use_bias=False, rngs=rngs)
+        self.mlp_norm = named_axes(nnx.RMSNorm(width, rngs=rngs), "norm")
+        self.gate = named_axes(nnx.Linear(width, hidden, use_bias=False, rngs=rngs), "embed", "mlp")
+        self.up = named_axes(nnx.Linear(width, hidden, use_bias=False, rngs=rngs), "embed", "mlp")
+        self.down = named_axes(nnx.Linear(hidden, width, use_bias=False, rngs=rngs), "mlp", "embed")
 
     def __call__(self, x, mask, bias):
         x = x + self.attention(self.attention_norm(x), context_mask=mask, bias=bias)
@@ -60,10 +61,12 @@ class TextEncoder(nnx.Module):
 
     def __init__(self, config: TextEncoderConfig, *, rngs: nnx.Rngs):
         self.config = config
-        self.embed = nnx.Embed(tokenizer.VOCAB_SIZE, config.width, rngs=rngs)
-        self.position_bias = nnx.Embed(config.num_buckets, config.num_heads, rngs=rngs)
+        self.embed = named_axes(nnx.Embed(tokenizer.VOCAB_SIZE, config.width, rngs=rngs),
+                                "vocab", "embed")
+        self.position_bias = named_axes(nnx.Embed(config.num_buckets, config.num_heads, rngs=rngs),
+                                        "position", "heads")
         self.layers = nnx.List([EncoderLayer(config, rngs=rngs) for _ in range(config.num_layers)])
-        self.final_norm = nnx.RMSNorm(config.width, rngs=rngs)
+        self.final_norm = named_axes(nnx.RMSNorm(config.width, rngs=rngs), "norm")
 
     def __call__(self, tokens):
         _, length = tokens.shape

@@ -17,6 +17,7 @@ from flax import nnx
 from lumiere_jax.nn.attention import AttentionPool, SpatialAttentionBlock
 from lumiere_jax.nn.embeddings import sinusoidal_embedding
 from lumiere_jax.nn.resblock import Downsample, ResBlock, Upsample, group_norm
+from lumiere_jax.nn.sharding import conv_axes, named_axes
 
 Hook = Callable[[str, jax.Array], jax.Array]
 
@@ -94,11 +95,13 @@ class UNet2D(nnx.Module):
         base = config.base_channels
         emb = 4 * base
         widths = [base * m for m in config.channel_mult]
-        self.time_mlp_in = nnx.Linear(base, emb, rngs=rngs)
-        self.time_mlp_out = nnx.Linear(emb, emb, rngs=rngs)
+        self.time_mlp_in = named_axes(nnx.Linear(base, emb, rngs=rngs), "embed", "mlp")
+        self.time_mlp_out = named_axes(nnx.Linear(emb, emb, rngs=rngs), "mlp", "embed")
         self.text_pool = AttentionPool(config.context_features, config.num_heads, rngs=rngs)
-        self.text_to_emb = nnx.Linear(config.context_features, emb, rngs=rngs)
-        self.conv_in = nnx.Conv(config.in_channels, base, (3, 3), rngs=rngs)
+        self.text_to_emb = named_axes(nnx.Linear(config.context_features, emb, rngs=rngs),
+                                      "embed", "mlp")
+        self.conv_in = named_axes(nnx.Conv(config.in_channels, base, (3, 3), rngs=rngs),
+                                  *conv_axes(2))
 
         skip_widths = [base]
         current = base
@@ -130,8 +133,9 @@ class UNet2D(nnx.Module):
         self.up = nnx.List(up)
         self.upsamples = nnx.List(upsamples)
         self.norm_out = group_norm(current, rngs)
-        self.conv_out = nnx.Conv(current, config.out_channels, (3, 3),
-                                 kernel_init=nnx.initializers.zeros_init(), rngs=rngs)
+        self.conv_out = named_axes(nnx.Conv(current, config.out_channels, (3, 3),
+                                            kernel_init=nnx.initializers.zeros_init(), rngs=rngs),
+                                   *conv_axes(2))
 
     def embed(self, t, context, context_mask):
         """Conditioning embedding: diffusion time plus attention-pooled text, (B, 4 * base)."""

@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from lumiere_jax.nn.sharding import name_variable, named_axes
+
 
 class MultiHeadAttention(nnx.Module):
     """Self- or cross-attention over sequences (B, L, C); keys may carry a padding mask."""
@@ -16,11 +18,14 @@ class MultiHeadAttention(nnx.Module):
             raise ValueError(f"features={features} is not divisible by num_heads={num_heads}.")
         context_features = context_features or features
         self.num_heads = num_heads
-        self.query = nnx.Linear(features, features, use_bias=False, rngs=rngs)
-        self.key = nnx.Linear(context_features, features, use_bias=False, rngs=rngs)
-        self.value = nnx.Linear(context_features, features, use_bias=False, rngs=rngs)
+        projection = lambda width: named_axes(
+            nnx.Linear(width, features, use_bias=False, rngs=rngs), "embed", "heads")
+        self.query = projection(features)
+        self.key = projection(context_features)
+        self.value = projection(context_features)
         out_init = nnx.initializers.zeros_init() if zero_init_output else nnx.initializers.lecun_normal()
-        self.out = nnx.Linear(features, features, kernel_init=out_init, rngs=rngs)
+        self.out = named_axes(nnx.Linear(features, features, kernel_init=out_init, rngs=rngs),
+                              "heads", "embed")
 
     def __call__(self, x, context=None, context_mask=None, bias=None):
         """x: (B, Lq, C); context: (B, Lk, Cc) or None for self-attention; context_mask: (B, Lk) bool."""
@@ -36,7 +41,8 @@ class AttentionPool(nnx.Module):
     """Pools a masked token sequence (B, L, C) into one vector (B, C) with a learned query."""
 
     def __init__(self, features: int, num_heads: int, *, rngs: nnx.Rngs):
-        self.query = nnx.Param(jax.random.normal(rngs.params(), (1, 1, features)) * 0.02)
+        self.query = name_variable(
+            nnx.Param(jax.random.normal(rngs.params(), (1, 1, features)) * 0.02), None, None, "embed")
         self.attention = MultiHeadAttention(features, num_heads, rngs=rngs)
 
     def __call__(self, tokens, mask):

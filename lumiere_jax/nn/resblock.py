@@ -5,11 +5,13 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from lumiere_jax.nn.sharding import conv_axes, named_axes
+
 
 def group_norm(features: int, rngs: nnx.Rngs) -> nnx.GroupNorm:
     """GroupNorm with up to 32 groups that divide `features`."""
     groups = next(g for g in (32, 16, 8, 4, 2, 1) if features % g == 0 and g <= features)
-    return nnx.GroupNorm(features, num_groups=groups, rngs=rngs)
+    return named_axes(nnx.GroupNorm(features, num_groups=groups, rngs=rngs), "norm")
 
 
 class ResBlock(nnx.Module):
@@ -21,12 +23,15 @@ class ResBlock(nnx.Module):
 
     def __init__(self, in_features: int, out_features: int, emb_features: int, *, rngs: nnx.Rngs):
         self.norm_in = group_norm(in_features, rngs)
-        self.conv_in = nnx.Conv(in_features, out_features, (3, 3), rngs=rngs)
-        self.emb_proj = nnx.Linear(emb_features, 2 * out_features, rngs=rngs)
+        self.conv_in = named_axes(nnx.Conv(in_features, out_features, (3, 3), rngs=rngs),
+                                  *conv_axes(2))
+        self.emb_proj = named_axes(nnx.Linear(emb_features, 2 * out_features, rngs=rngs),
+                                   "embed", "mlp")
         self.norm_out = group_norm(out_features, rngs)
-        self.conv_out = nnx.Conv(out_features, out_features, (3, 3),
-                                 kernel_init=nnx.initializers.zeros_init(), rngs=rngs)
-        self.skip = (nnx.Conv(in_features, out_features, (1, 1), rngs=rngs)
+        self.conv_out = named_axes(nnx.Conv(out_features, out_features, (3, 3),
+                                            kernel_init=nnx.initializers.zeros_init(), rngs=rngs),
+                                   *conv_axes(2))
+        self.skip = (named_axes(nnx.Conv(in_features, out_features, (1, 1), rngs=rngs), *conv_axes(2))
                      if in_features != out_features else None)
 
     def __call__(self, x, emb):
@@ -41,7 +46,8 @@ class Downsample(nnx.Module):
     """Halves height and width with a stride-2 3x3 conv."""
 
     def __init__(self, features: int, *, rngs: nnx.Rngs):
-        self.conv = nnx.Conv(features, features, (3, 3), strides=(2, 2), rngs=rngs)
+        self.conv = named_axes(nnx.Conv(features, features, (3, 3), strides=(2, 2), rngs=rngs),
+                               *conv_axes(2))
 
     def __call__(self, x):
         return self.conv(x)
@@ -51,7 +57,7 @@ class Upsample(nnx.Module):
     """Doubles height and width: nearest-neighbour, then a 3x3 conv."""
 
     def __init__(self, features: int, *, rngs: nnx.Rngs):
-        self.conv = nnx.Conv(features, features, (3, 3), rngs=rngs)
+        self.conv = named_axes(nnx.Conv(features, features, (3, 3), rngs=rngs), *conv_axes(2))
 
     def __call__(self, x):
         return self.conv(jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2))

@@ -4,6 +4,9 @@ Every weight here is a `TemporalParam`, so training selects exactly these with t
 `TemporalParam` while the pretrained spatial `nnx.Param`s stay frozen. Layers take videos
 (B, T, H, W, C); layers that mix frames fold space into batch. Each layer is the identity at
 initialisation (zero-initialised output projections, identity-initialised resampling convs).
+
+Layers take a `FrameSharding` (default: unsharded) and hand their frame-mixing part to its
+`map_frames`, so the same code runs on whole clips and on clips split over devices in time.
 """
 from __future__ import annotations
 
@@ -16,7 +19,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 from lumiere_jax.nn.attention import MultiHeadAttention
+from lumiere_jax.nn.frame_sharding import UNSHARDED, FrameSharding
 from lumiere_jax.nn.resblock import group_norm
+from lumiere_jax.nn.sharding import conv_axes, name_variable, named_axes
 
 ModuleT = TypeVar("ModuleT", bound=nnx.Module)
 
@@ -45,10 +50,12 @@ def identity_kernel_init(key, shape, dtype=jnp.float32):
 
 
 def temporal_conv(features: int, kernel_size: int, rngs: nnx.Rngs, **kwargs) -> nnx.Conv:
-    """A 1D conv over time on (N, T, C), zero-padded at both ends ('SAME')."""
+    """A 1D conv over time on (N, T, C) without padding: `conv_over_time` supplies the frames
+    beyond each end (zeros at the clip's ends, which makes it a 'SAME' conv over the clip)."""
     if kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"Temporal conv kernels must have an odd size, got {kernel_size}.")
-    return nnx.Conv(features, features, (kernel_size,), padding="SAME", rngs=rngs, **kwargs)
+    return named_axes(nnx.Conv(features, features, (kernel_size,), padding="VALID", rngs=rngs,
+                               **kwargs), *conv_axes(1))
 
 
 def over_time(layer, video):
@@ -58,6 +65,12 @@ def over_time(layer, video):
     return einops.rearrange(sequences, "(b h w) t c -> b t h w c", b=batch, h=height, w=width)
 
 
+def conv_over_time(conv: nnx.Conv, frames, frame_sharding: FrameSharding):
+    """A `temporal_conv` on frames (B, t, H, W, C) (a block of frames inside `map_frames`): pads
+    with the neighbouring frames (zeros at the clip's ends), then convolves -> (B, t, H, W, C)."""
+    return over_time(conv, frame_sharding.with_halo(frames, conv.kernel_size[0] // 2))
+
+
 class TemporalConvBlock(nnx.Module):
     """Residual temporal half of a (2+1)D conv: norm, 1D conv over time, scale-shift from the
     per-video conditioning embedding, activation, zero-initialised projection added back."""
@@ -65,16 +78,19 @@ class TemporalConvBlock(nnx.Module):
     def __init__(self, features: int, emb_features: int, kernel_size: int = 3, *, rngs: nnx.Rngs):
         self.norm = group_norm(features, rngs)
         self.conv = temporal_conv(features, kernel_size, rngs)
-        self.emb_proj = nnx.Linear(emb_features, 2 * features, rngs=rngs)
-        self.proj = nnx.Linear(features, features, kernel_init=nnx.initializers.zeros_init(),
-                               rngs=rngs)
+        self.emb_proj = named_axes(nnx.Linear(emb_features, 2 * features, rngs=rngs), "embed", "mlp")
+        self.proj = named_axes(nnx.Linear(features, features,
+                                          kernel_init=nnx.initializers.zeros_init(), rngs=rngs),
+                               "conv_in", "conv_out")
         as_temporal(self)
 
-    def __call__(self, video, emb):
+    def __call__(self, video, emb, frame_sharding: FrameSharding = UNSHARDED):
         """video: (B, T, H, W, C); emb: (B, E)."""
         chex.assert_rank(video, 5)
         chex.assert_equal_shape_prefix([video, emb], 1)
-        h = over_time(self.conv, self.norm(video))
+        h = frame_sharding.map_frames(
+            lambda frames, conv: conv_over_time(conv, frames, frame_sharding), self.norm(video),
+            self.conv)
         scale, shift = jnp.split(self.emb_proj(jax.nn.silu(emb)), 2, axis=-1)
         per_video = lambda y: einops.rearrange(y, "b c -> b 1 1 1 c")
         h = h * (1 + per_video(scale)) + per_video(shift)
@@ -86,7 +102,8 @@ class TemporalPositionBias(nnx.Module):
 
     def __init__(self, num_heads: int, max_distance: int = 32):
         self.max_distance = max_distance
-        self.table = TemporalParam(jnp.zeros((2 * max_distance + 1, num_heads)))
+        self.table = name_variable(TemporalParam(jnp.zeros((2 * max_distance + 1, num_heads))),
+                                   "position", "heads")
 
     def __call__(self, length: int):
         """-> (1, heads, length, length), broadcastable over the batch of pixels."""
@@ -111,19 +128,33 @@ class TemporalAttentionBlock(nnx.Module):
             rngs=rngs)
         as_temporal(self)
 
-    def __call__(self, video, context, context_mask):
+    def __call__(self, video, context, context_mask, frame_sharding: FrameSharding = UNSHARDED):
         """video: (B, T, H, W, C); context: (B, L, Cc); context_mask: (B, L)."""
         chex.assert_rank(video, 5)
         chex.assert_equal_shape_prefix([video, context, context_mask], 1)
         _, frames, height, width, _ = video.shape
-        bias = self.position_bias(frames)
-        video = video + over_time(lambda x: self.self_attention(x, bias=bias), self.norm_self(video))
+        video = video + frame_sharding.map_frames(
+            lambda block, attention, bias: attend_over_time(attention, bias, block, frame_sharding),
+            self.norm_self(video), self.self_attention, self.position_bias)
         # Cross-attention treats queries independently, so all (frame, pixel) queries of a video
         # share one sequence and the text is not repeated per pixel.
         queries = einops.rearrange(self.norm_cross(video), "b t h w c -> b (t h w) c")
         attended = self.cross_attention(queries, context, context_mask)
         return video + einops.rearrange(attended, "b (t h w) c -> b t h w c", t=frames, h=height,
                                         w=width)
+
+
+def attend_over_time(attention: MultiHeadAttention, position_bias: TemporalPositionBias, frames,
+                     frame_sharding: FrameSharding):
+    """Per-pixel self-attention of a block of frames (B, t, H, W, C) (inside `map_frames`): its
+    queries attend to every frame of the clip (gathered), with the bias rows of its own frames."""
+    batch, block, height, width, _ = frames.shape
+    clip = frame_sharding.all_frames(frames)
+    bias = jax.lax.dynamic_slice_in_dim(position_bias(clip.shape[1]),
+                                        frame_sharding.first_frame(block), block, axis=2)
+    sequences = lambda video: einops.rearrange(video, "b t h w c -> (b h w) t c")
+    attended = attention(sequences(frames), sequences(clip), bias=bias)
+    return einops.rearrange(attended, "(b h w) t c -> b t h w c", b=batch, h=height, w=width)
 
 
 class TemporalDownsample(nnx.Module):
@@ -133,12 +164,15 @@ class TemporalDownsample(nnx.Module):
         self.conv = temporal_conv(features, kernel_size, rngs, kernel_init=identity_kernel_init)
         as_temporal(self)
 
-    def __call__(self, video):
+    def __call__(self, video, frame_sharding: FrameSharding = UNSHARDED):
         chex.assert_rank(video, 5)
-        if video.shape[1] % 2:
-            raise ValueError(f"Temporal downsampling needs an even number of frames, got "
-                             f"{video.shape[1]}.")
-        return over_time(self.conv, video)[:, ::2]
+        if video.shape[1] % (2 * frame_sharding.shards):
+            raise ValueError(f"Temporal downsampling needs an even number of frames per time shard, "
+                             f"got {video.shape[1]} frames over {frame_sharding.shards} shard(s).")
+        # Every block starts on an even frame, so striding each block strides the clip.
+        return frame_sharding.map_frames(
+            lambda frames, conv: conv_over_time(conv, frames, frame_sharding)[:, ::2], video,
+            self.conv)
 
 
 class TemporalUpsample(nnx.Module):
@@ -148,6 +182,8 @@ class TemporalUpsample(nnx.Module):
         self.conv = temporal_conv(features, kernel_size, rngs, kernel_init=identity_kernel_init)
         as_temporal(self)
 
-    def __call__(self, video):
+    def __call__(self, video, frame_sharding: FrameSharding = UNSHARDED):
         chex.assert_rank(video, 5)
-        return over_time(self.conv, jnp.repeat(video, 2, axis=1))
+        return frame_sharding.map_frames(
+            lambda frames, conv: conv_over_time(conv, jnp.repeat(frames, 2, axis=1), frame_sharding),
+            video, self.conv)

@@ -13,17 +13,22 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
+from jax.experimental import multihost_utils
 
 from lumiere_jax.data import pipeline, tfds_shapes
 from lumiere_jax.models.build import build_model, trainable_filter
 from lumiere_jax.models.io import restore_params, save_exported
 from lumiere_jax import settings as S
+from lumiere_jax.nn.frame_sharding import FrameSharding
+from lumiere_jax.parallel import batch as batching
+from lumiere_jax.parallel.mesh import make_mesh
+from lumiere_jax.parallel.partition import shard_train_state, state_shardings
 from lumiere_jax.train import metrics as M
 from lumiere_jax.train.checkpointing import RunCheckpoints
 from lumiere_jax.train.state import create_train_state, learning_rate_schedule, make_optimizer
-from lumiere_jax.train.step import jit_train_step, make_train_step
+from lumiere_jax.train.step import jit_sharded_train_step, make_train_step
 
-SECTIONS = ("model", "diffusion", "data", "optim", "checkpoint", "log", "sample", "seed")
+SECTIONS = ("model", "diffusion", "data", "optim", "mesh", "checkpoint", "log", "sample", "seed")
 
 
 class TrainingDiverged(FloatingPointError):
@@ -36,6 +41,7 @@ class RunSettings:
     diffusion: S.DiffusionSettings
     data: S.DataSettings
     optim: S.OptimSettings
+    mesh: S.MeshSettings
     checkpoint: S.CheckpointSettings
     log: S.LogSettings
     sample: S.SampleSettings
@@ -49,6 +55,7 @@ def parse_run_config(config: ml_collections.ConfigDict) -> RunSettings:
         diffusion=S.from_config(S.DiffusionSettings, config.get("diffusion", {}), "diffusion"),
         data=S.from_config(S.DataSettings, config.get("data", {}), "data"),
         optim=S.from_config(S.OptimSettings, config.get("optim", {}), "optim"),
+        mesh=S.from_config(S.MeshSettings, config.get("mesh", {}), "mesh"),
         checkpoint=S.from_config(S.CheckpointSettings, config.get("checkpoint", {}), "checkpoint"),
         log=S.from_config(S.LogSettings, config.get("log", {}), "log"),
         sample=S.from_config(S.SampleSettings, config.get("sample", {}), "sample"),
@@ -61,25 +68,48 @@ def default_data_dir() -> str:
                           os.path.join(os.path.expanduser("~"), ".cache", "lumiere_jax", "datasets"))
 
 
-def make_train_iterator(data: S.DataSettings, text_length: int, seed: int):
-    """Builds (if needed) the shapes dataset and returns the checkpointable train iterator."""
-    builder = tfds_shapes.prepare_shapes_dataset(
+def prepare_dataset(data: S.DataSettings):
+    """The shapes dataset's builder. With several processes, process 0 builds it first while the
+    others wait; each then opens it (and builds it too where its data_dir is a local disk)."""
+    prepare = lambda: tfds_shapes.prepare_shapes_dataset(
         data.data_dir or default_data_dir(), data.resolution, data.num_frames,
         data.num_train, data.num_validation, data.num_heldout)
-    source = pipeline.make_data_source(builder, "train")
+    if jax.process_count() == 1:
+        return prepare()
+    if jax.process_index() == 0:
+        prepare()
+    multihost_utils.sync_global_devices("lumiere_jax: shapes dataset prepared")
+    return prepare()
+
+
+def make_train_iterator(data: S.DataSettings, text_length: int, seed: int,
+                        process_index: int | None = None, process_count: int | None = None):
+    """Builds (if needed) the shapes dataset and returns a checkpointable iterator over one
+    process's share of it (default: this process's)."""
+    source = pipeline.make_data_source(prepare_dataset(data), "train")
     return pipeline.make_iterator(
         source, mode=data.mode, batch_size=data.batch_size, seed=data.seed + seed,
-        text_length=text_length, worker_count=data.worker_count)
+        text_length=text_length, worker_count=data.worker_count, process_index=process_index,
+        process_count=process_count)
 
 
-def check_data_fits_model(data: S.DataSettings, model) -> None:
-    """Video models need whole clips of a length their temporal strides divide."""
+def check_data_fits_model(data: S.DataSettings, model, time_shards: int = 1) -> None:
+    """Video models need whole clips of a length their temporal strides (and time shards) divide."""
     if hasattr(model, "check_frame_count"):
         if data.mode != "clips":
             raise S.ConfigError("A video model trains on whole clips: set config.data.mode='clips'.")
-        model.check_frame_count(data.num_frames)
+        model.check_frame_count(data.num_frames, time_shards)
     elif data.mode != "frames":
         raise S.ConfigError("An image model trains on single frames: set config.data.mode='frames'.")
+
+
+def check_mesh_fits_data(data: S.DataSettings, mesh) -> None:
+    """Only clips have frames to split over the mesh's time axis."""
+    if mesh.shape["time"] > 1 and data.mode != "clips":
+        raise S.ConfigError(f"config.mesh.time={mesh.shape['time']} splits clips over devices, but "
+                            f"single frames (an image model's data) have no time axis: set "
+                            f"config.mesh.time=1.")
+    batching.check_whole_clips_per_process(mesh)
 
 
 def check_finite(step: int, metrics: dict) -> None:
@@ -91,13 +121,30 @@ def check_finite(step: int, metrics: dict) -> None:
 
 
 def setup(config: ml_collections.ConfigDict):
-    """(run settings, graphdef, fresh TrainState, jitted train step, train data iterator)."""
+    """(run settings, graphdef, fresh TrainState on the mesh, train step, train data iterator).
+
+    The train step takes this process's batch (numpy, `frames` and `tokens`), assembles the
+    global batch on the mesh and runs the jitted, sharded step.
+    """
     run = parse_run_config(config)
+    mesh = make_mesh(run.mesh)
+    check_mesh_fits_data(run.data, mesh)
     model = build_model(config.model, seed=run.seed)
-    check_data_fits_model(run.data, model)
+    check_data_fits_model(run.data, model, mesh.shape["time"])
+    if mesh.shape["time"] > 1:
+        model.shard_frames(FrameSharding(mesh))
     optimizer = make_optimizer(run.optim)
     graphdef, state = create_train_state(model, optimizer, run.seed, trainable_filter(model))
-    train_step = jit_train_step(make_train_step(graphdef, run.diffusion, run.optim, optimizer))
+    shardings = state_shardings(state, mesh, run.mesh.rules)
+    state = shard_train_state(state, mesh, run.mesh.rules)
+    batch_shardings = batching.train_batch_shardings(
+        mesh, run.data.batch_size * jax.process_count(), clips=run.data.mode == "clips")
+    jitted = jit_sharded_train_step(make_train_step(graphdef, run.diffusion, run.optim, optimizer),
+                                    mesh, shardings, batch_shardings)
+
+    def train_step(state, local_batch):
+        return jitted(state, batching.global_batch(local_batch, batch_shardings))
+
     iterator = make_train_iterator(run.data, model.text_encoder.config.max_length, run.seed)
     return run, graphdef, state, train_step, iterator
 
@@ -151,9 +198,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> str:
     checkpoints.close()
 
     export_dir = os.path.join(workdir, "export")
-    if jax.process_index() == 0:
-        ema_model = nnx.merge(graphdef, state.ema_params, state.frozen)
-        save_exported(export_dir, nnx.state(ema_model, nnx.Param), config.to_dict())
+    ema_model = nnx.merge(graphdef, state.ema_params, state.frozen)
+    save_exported(export_dir, nnx.state(ema_model, nnx.Param), config.to_dict())
     return export_dir
 
 

@@ -1,12 +1,11 @@
 """The pure, jitted diffusion train step shared by image and video models."""
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from lumiere_jax import diffusion
 from lumiere_jax.models import tokenizer
@@ -29,6 +28,18 @@ def ema_decay_at(step, decay: float):
     return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
 
 
+def training_times(rng, batch_size: int, settings: DiffusionSettings):
+    """t for each example: low-discrepancy U(0, 1), with a `low_noise_fraction` of examples
+    drawn from U(0, low_noise_max_t) instead."""
+    uniform_rng, low_rng, pick_rng = jax.random.split(rng, 3)
+    t = diffusion.sample_times(uniform_rng, batch_size, low_discrepancy=True)
+    if settings.low_noise_fraction > 0:
+        low = jax.random.uniform(low_rng, (batch_size,)) * settings.low_noise_max_t
+        t = jnp.where(jax.random.bernoulli(pick_rng, settings.low_noise_fraction, (batch_size,)),
+                      low, t)
+    return t
+
+
 def make_train_step(graphdef: nnx.GraphDef, diffusion_settings: DiffusionSettings,
                     optim: OptimSettings, optimizer: optax.GradientTransformation):
     """Returns train_step(state, batch) -> (state, metrics), pure and jit-able.
@@ -39,7 +50,7 @@ def make_train_step(graphdef: nnx.GraphDef, diffusion_settings: DiffusionSetting
 
     def loss_fn(params, frozen, batch, rng):
         model = nnx.merge(graphdef, params, frozen)
-        drop_rng, noise_rng = jax.random.split(rng)
+        drop_rng, time_rng, noise_rng = jax.random.split(rng, 3)
         tokens = diffusion.drop_condition(drop_rng, batch["tokens"],
                                           null_tokens(batch["tokens"].shape[1]),
                                           diffusion_settings.cond_drop_prob)
@@ -47,7 +58,8 @@ def make_train_step(graphdef: nnx.GraphDef, diffusion_settings: DiffusionSetting
         x0 = frames_to_model_range(batch["frames"])
         losses, _ = diffusion.diffusion_loss(
             lambda x_t, t: model.denoise(x_t, t, cond), x0, noise_rng,
-            diffusion_settings.noise_schedule(), diffusion_settings.prediction, low_discrepancy=True)
+            diffusion_settings.noise_schedule(), diffusion_settings.prediction,
+            t=training_times(time_rng, x0.shape[0], diffusion_settings))
         return jnp.mean(losses)
 
     def train_step(state: TrainState, batch):
@@ -69,6 +81,7 @@ def make_train_step(graphdef: nnx.GraphDef, diffusion_settings: DiffusionSetting
     return train_step
 
 
-def jit_train_step(train_step):
-    """jit with the state donated (updated in place)."""
-    return jax.jit(train_step, donate_argnums=(0,))
+def jit_sharded_train_step(train_step, mesh: Mesh, state_shardings, batch_shardings):
+    """jit with explicit shardings: the state keeps its own (donated), metrics come replicated."""
+    return jax.jit(train_step, in_shardings=(state_shardings, batch_shardings),
+                   out_shardings=(state_shardings, NamedSharding(mesh, P())), donate_argnums=(0,))

@@ -1,0 +1,45 @@
+"""Paper-scale STUNet: 80-frame 128x128 clips (5 s at 16 fps) in one pass, as in Lumiere.
+
+The backbone is Imagen-base-sized (512 base channels, widths 512/1024/1536/2048 at
+128/64/32/16 px, 3 res blocks per level, attention at 32 and 16 px) under a text encoder as wide
+as T5-XL (2048 wide, 24 layers). Temporal layers as in configs/stunet_shapes.py: (2+1)D conv
+blocks at levels 0-2, 2 stacked temporal attention blocks at the coarsest level, temporal
+down/upsampling after every spatial one (80 -> 40 -> 20 -> 10 frames at 16x16).
+
+Parameters: 4,037,842,211 in all (counted with nnx.eval_shape over build_model; checked by
+tests/test_launch.py): U-Net 2,201,041,411 and text encoder 1,007,787,008, frozen (the T2I
+backbone); temporal layers 829,013,792, trained.
+
+The backbone is trained separately (a t2i run at this width) and named with
+--config.model.backbone=DIR; "" starts from random weights. Shard with the mesh section, e.g.
+--config.mesh.fsdp=8 --config.mesh.time=2 (time must divide the frames at every level).
+The shapes data at this size is ~4 MB a clip: point LUMIERE_DATA_DIR at a disk with room.
+"""
+from configs import stunet_shapes, t2i_shapes
+
+VARIANTS = ("base",)
+
+
+def get_config(arg=None):
+    options = t2i_shapes.parse_arg(arg)
+    variant = options.get("variant", "base")
+    if variant not in VARIANTS:
+        raise ValueError(f"Unknown variant {variant!r}; allowed: {VARIANTS}.")
+    config = stunet_shapes.get_config("variant=base")
+    config.model.text_encoder.update(width=2048, num_layers=24, num_heads=32, mlp_ratio=2,
+                                     max_length=128, num_buckets=32, max_distance=128)
+    config.model.unet.update(resolution=128, base_channels=512, channel_mult=(1, 2, 3, 4),
+                             num_res_blocks=3, attention_resolutions=(32, 16), num_heads=16,
+                             context_features=2048)
+    config.model.temporal.update(temporal_down_levels=None, temporal_attention_layers=2,
+                                 temporal_conv_kernel=3, num_heads=16)
+    config.model.backbone = ""
+    # Simple Diffusion's log-SNR shift for 128 px relative to 64 px: 2 * ln(64 / 128).
+    config.diffusion.update(schedule_shift=-1.386)
+    config.data.update(resolution=128, num_frames=80, mode="clips", batch_size=64)
+    config.optim.update(learning_rate=1e-4, warmup_steps=5000, total_steps=300_000,
+                        ema_decay=0.9999)
+    config.mesh.update(data=-1, fsdp=1, time=1)
+    config.checkpoint.update(every_steps=2000, max_to_keep=3)
+    config.log.update(every_steps=100)
+    return config

@@ -1,0 +1,1 @@
+"""Device meshes, weight and batch shardings, multi-host set-up."""

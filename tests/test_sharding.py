@@ -1,0 +1,247 @@
+"""Meshes, weight shardings and time (context) parallelism: sharded == unsharded."""
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
+
+from configs import t2i_shapes
+from lumiere_jax.models.stunet import STUNet, STUNetConfig
+from lumiere_jax.models.text_encoder import TextEncoderConfig
+from lumiere_jax.models.unet2d import UNetConfig
+from lumiere_jax.nn.frame_sharding import UNSHARDED, FrameSharding
+from lumiere_jax.nn.sharding import logical_axes
+from lumiere_jax.nn.temporal import TemporalParam, conv_over_time, temporal_conv
+from lumiere_jax.parallel.batch import train_batch_shardings
+from lumiere_jax.parallel.mesh import make_mesh
+from lumiere_jax.parallel.partition import shard_train_state, state_shardings, weight_spec
+from lumiere_jax.settings import ConfigError, DiffusionSettings, MeshSettings, OptimSettings
+from lumiere_jax.train import loop
+from lumiere_jax.train.state import create_train_state, make_optimizer
+from lumiere_jax.train.step import jit_sharded_train_step, make_train_step
+from state_checks import adam_moments, assert_train_states_close, assert_trees_close
+
+TEXT = TextEncoderConfig(width=16, num_layers=1, num_heads=2, max_length=8)
+UNET = UNetConfig(resolution=8, base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
+                  attention_resolutions=(), num_heads=2, context_features=16)
+TEMPORAL = STUNetConfig(num_heads=2)  # one temporal downsampling (level 0)
+BATCH, FRAMES = 8, 16  # per time shard at time=8: 2 frames at level 0, 1 at level 1
+MESHES = [(8, 1, 1), (2, 1, 4), (1, 2, 4), (1, 1, 8)]
+NO_RULES = {}
+
+
+def mesh_of(shape):
+    data, fsdp, time = shape
+    return make_mesh(MeshSettings(data=data, fsdp=fsdp, time=time))
+
+
+def randomise_zero_weights(model, seed):
+    """Zero-initialised matrices (output projections) get random values, so every temporal layer
+    acts and every weight gets a gradient."""
+    rng = np.random.default_rng(seed)  # numpy: nothing to compile per shape
+    state = nnx.state(model, nnx.Param)
+    leaves, treedef = jax.tree.flatten(state)
+    leaves = [np.float32(0.2) * rng.standard_normal(x.shape, np.float32)
+              if x.ndim >= 2 and not np.any(x) else x for x in leaves]
+    nnx.update(model, jax.tree.unflatten(treedef, leaves))
+
+
+@pytest.fixture(scope="module")
+def model():
+    model = STUNet(TEXT, UNET, TEMPORAL, rngs=nnx.Rngs(0))
+    randomise_zero_weights(model, seed=1)
+    return model
+
+
+@pytest.fixture(scope="module")
+def inputs(model):
+    keys = jax.random.split(jax.random.key(2), 3)
+    video = jax.random.normal(keys[0], (BATCH, FRAMES, UNET.resolution, UNET.resolution, 3))
+    t = jax.random.uniform(keys[1], (BATCH,))
+    tokens = jax.random.randint(keys[2], (BATCH, TEXT.max_length), 3, 200)
+    return video, t, model.encode_text(tokens)
+
+
+def compiled_forward(model, video, t, cond):
+    """(denoised clips, compiled program text); it runs wherever its inputs live."""
+    graphdef, state = nnx.split(model)
+    forward = lambda state, *args: nnx.merge(graphdef, state).denoise(*args)
+    compiled = jax.jit(forward).lower(state, video, t, cond).compile()
+    return compiled(state, video, t, cond), compiled.as_text()
+
+
+@pytest.fixture(scope="module")
+def unsharded_output(model, inputs):
+    return jax.device_get(compiled_forward(model, *inputs)[0])
+
+
+def time_sharded_copy(model, mesh):
+    sharded = nnx.clone(model)
+    sharded.shard_frames(FrameSharding(mesh))
+    return sharded
+
+
+def put_on_mesh(model, inputs, mesh):
+    """The model's weights (FSDP over 'fsdp') and the inputs (batch over data x fsdp, frames over
+    time) on the mesh."""
+    graphdef, state = nnx.split(model)
+    model = nnx.merge(graphdef, shard_train_state(state, mesh, NO_RULES))
+    video, t, cond = inputs
+    rows = NamedSharding(mesh, P(("data", "fsdp")))
+    return model, (jax.device_put(video, NamedSharding(mesh, P(("data", "fsdp"), "time"))),
+                   jax.device_put(t, rows), jax.device_put(cond, rows))
+
+
+def test_mesh_from_config():
+    mesh = make_mesh(MeshSettings(data=-1, fsdp=2, time=2))
+    assert dict(mesh.shape) == {"data": 2, "fsdp": 2, "time": 2}
+    assert mesh.axis_types == (AxisType.Auto,) * 3
+    assert dict(make_mesh(MeshSettings()).shape) == {"data": 8, "fsdp": 1, "time": 1}
+    with pytest.raises(ConfigError, match=r"data=2 x fsdp=1 x time=2 does not fit the 8 device"):
+        make_mesh(MeshSettings(data=2, fsdp=1, time=2))
+    with pytest.raises(ConfigError, match="does not fit"):
+        make_mesh(MeshSettings(data=-1, fsdp=3, time=1))
+    with pytest.raises(ValueError, match="unknown logical axes"):
+        MeshSettings(rules={"embedding": "fsdp"})
+    with pytest.raises(ValueError, match="unknown mesh axes"):
+        MeshSettings(rules={"embed": "model"})
+
+
+def test_rules_then_fsdp_on_the_largest_divisible_dimension():
+    mesh = mesh_of((2, 2, 2))
+    names = ("conv_window", "conv_window", "conv_in", "conv_out")
+    assert weight_spec((3, 3, 16, 32), names, NO_RULES, mesh) == P(None, None, None, "fsdp")
+    assert weight_spec((3, 3, 16, 32), names, {"conv_out": "data"}, mesh) == \
+        P(None, None, "fsdp", "data")
+    assert weight_spec((3, 3, 16, 32), names, {"conv_in": "fsdp"}, mesh) == \
+        P(None, None, "fsdp", None)
+    assert weight_spec((3, 3, 5, 7), names, NO_RULES, mesh) == P(None, None, None, None)
+    assert weight_spec((), None, NO_RULES, mesh) == P()
+    assert weight_spec((16,), ("norm",), NO_RULES, mesh_of((8, 1, 1))) == P(None)
+
+
+def test_every_weight_has_logical_names(model):
+    unnamed = [path for path, variable in nnx.state(model, nnx.Param).flat_state()
+               if logical_axes(variable) is None]
+    assert not unnamed
+
+
+def test_train_state_and_optimizer_state_are_fsdp_sharded(model):
+    mesh = mesh_of((2, 2, 2))
+    optimizer = make_optimizer(OptimSettings())
+    _, state = create_train_state(nnx.clone(model), optimizer, seed=0, trainable=TemporalParam)
+    sharded = shard_train_state(state, mesh, NO_RULES)
+    chex.assert_trees_all_equal(jax.device_get(sharded), jax.device_get(state))
+    kernel = lambda tree: tree["temporal_convs"]["down_0_0"]["conv"]["kernel"].get_value()
+    adam = adam_moments(sharded)
+    for array in (kernel(sharded.params), kernel(adam.mu), kernel(adam.nu)):
+        assert array.sharding.spec == P(None, None, "fsdp")  # (taps 3, in 8, out 8)
+    assert sharded.step.sharding.spec == P()
+    specs = jax.tree.leaves(state_shardings(state, mesh, NO_RULES))
+    assert sum("fsdp" in sharding.spec for sharding in specs) > len(specs) // 2
+
+
+@pytest.mark.parametrize("mesh_shape,kernel", [((2, 1, 4), 3), ((1, 1, 8), 3), ((1, 2, 4), 5)])
+def test_halo_exchanged_temporal_conv_equals_the_unsharded_conv_exactly(mesh_shape, kernel):
+    mesh = mesh_of(mesh_shape)
+    conv = temporal_conv(8, kernel, nnx.Rngs(3))
+    video = jax.random.normal(jax.random.key(4), (2, 16, 3, 3, 8))
+
+    def apply(frame_sharding, video):
+        return frame_sharding.map_frames(
+            lambda frames, conv: conv_over_time(conv, frames, frame_sharding), video, conv)
+
+    expected = jax.jit(lambda v: apply(UNSHARDED, v))(video)
+    clip = jax.device_put(video, NamedSharding(mesh, P(("data", "fsdp"), "time")))
+    actual = jax.jit(lambda v: apply(FrameSharding(mesh), v))(clip)
+    assert actual.sharding.spec == P(("data", "fsdp"), "time")
+    # Each output frame is the same sum over the same frames (neighbours' or zeros): bit-equal.
+    np.testing.assert_array_equal(np.asarray(actual), np.asarray(expected))
+
+
+MESH_IDS = ["x".join(map(str, shape)) for shape in MESHES]
+
+
+@pytest.mark.parametrize("mesh_shape", MESHES, ids=MESH_IDS)
+def test_stunet_output_matches_unsharded(model, inputs, unsharded_output, mesh_shape):
+    mesh = mesh_of(mesh_shape)
+    sharded_model, sharded_inputs = put_on_mesh(time_sharded_copy(model, mesh), inputs, mesh)
+    out, program = compiled_forward(sharded_model, *sharded_inputs)
+    if mesh.shape["time"] > 1:  # halos move between time shards; attention gathers frames
+        assert "collective-permute" in program and "all-gather" in program
+    assert_trees_close(out, unsharded_output)
+
+
+LEARNING_RATE = 1e-3
+
+
+def tiny_train_step(model, mesh=None):
+    """(state, step) of the shared trainer's step for `model`, sharded on `mesh` if given."""
+    diffusion = DiffusionSettings(schedule="cosine", prediction="v", cond_drop_prob=0.25)
+    optim = OptimSettings(learning_rate=LEARNING_RATE, warmup_steps=0, total_steps=10,
+                          ema_decay=0.9)
+    optimizer = make_optimizer(optim)
+    graphdef, state = create_train_state(model, optimizer, seed=0, trainable=TemporalParam)
+    step = make_train_step(graphdef, diffusion, optim, optimizer)
+    if mesh is None:
+        return state, jax.jit(step)
+    shardings = state_shardings(state, mesh, NO_RULES)
+    batch = train_batch_shardings(mesh, BATCH, clips=True)
+    return (shard_train_state(state, mesh, NO_RULES),
+            jit_sharded_train_step(step, mesh, shardings, batch))
+
+
+@pytest.fixture(scope="module")
+def train_batch():
+    keys = jax.random.split(jax.random.key(5))
+    shape = (BATCH, FRAMES, UNET.resolution, UNET.resolution, 3)
+    return {"frames": np.asarray(jax.random.randint(keys[0], shape, 0, 256), np.uint8),
+            "tokens": np.asarray(jax.random.randint(keys[1], (BATCH, TEXT.max_length), 3, 200))}
+
+
+@pytest.fixture(scope="module")
+def unsharded_step_result(model, train_batch):
+    state, step = tiny_train_step(nnx.clone(model))
+    return jax.device_get(step(state, train_batch))
+
+
+@pytest.mark.parametrize("mesh_shape", MESHES, ids=MESH_IDS)
+def test_train_step_and_temporal_grads_match_unsharded(model, train_batch, unsharded_step_result,
+                                                        mesh_shape):
+    mesh = mesh_of(mesh_shape)
+    state, step = tiny_train_step(time_sharded_copy(model, mesh), mesh)
+    new_state, metrics = step(state, train_batch)
+    expected_state, expected_metrics = unsharded_step_result
+    assert int(new_state.step) == 1
+    assert_trees_close(metrics, expected_metrics)
+    # After one unclipped step Adam's first moment is (1 - b1) * the gradient of the loss with
+    # respect to the temporal weights: the gradients agree.
+    assert expected_metrics["grad_norm"] < OptimSettings().clip_norm
+    assert_trees_close(adam_moments(new_state).mu, adam_moments(expected_state).mu)
+    assert_train_states_close(new_state, expected_state, [LEARNING_RATE])
+
+
+def test_odd_or_missing_frames_per_shard_are_refused(model):
+    with pytest.raises(ValueError) as error:
+        model.check_frame_count(8, shards=8)
+    message = str(error.value)
+    for part in ("8-frame clip", "time axis of 8 shards", "U-Net level 0", "1 frames per shard",
+                 "odd", "16, 32, 48"):
+        assert part in message, message
+    with pytest.raises(ValueError, match="level 0 would hold 6 / 4 = 1.5 frames per shard"):
+        model.check_frame_count(6, shards=4)
+    model.check_frame_count(16, shards=8)  # 2 frames per shard at level 0, 1 at level 1
+    sharded = time_sharded_copy(model, mesh_of((1, 1, 8)))
+    video = jnp.zeros((1, 8, UNET.resolution, UNET.resolution, 3))
+    cond = {"context": jnp.zeros((1, 2, TEXT.width)), "mask": jnp.ones((1, 2), bool)}
+    with pytest.raises(ValueError, match="U-Net level 0 would hold 8 / 8 = 1 frames"):
+        jax.eval_shape(lambda v: sharded.denoise(v, jnp.zeros((1,)), cond), video)
+
+
+def test_time_sharding_of_an_image_model_is_refused():
+    config = t2i_shapes.get_config("variant=tiny")
+    config.mesh.update(data=4, time=2)
+    with pytest.raises(ConfigError, match="single frames.*have no time axis"):
+        loop.setup(config)
