@@ -42,7 +42,7 @@ setuptools.setup(
     ],
     extras_require={
         "dev": ["pytest>=9"],
-        "tpu": ["libtpu"],
+        "tpu": ["jax[tpu]"],  # the libtpu this jax was released with (TPU runtime and AOT compiler)
     },
     entry_points={"console_scripts": ["lumiere-jax=lumiere_jax.cli:main"]},
 )

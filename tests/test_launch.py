@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from configs import stunet_paper
+from configs import ssr_paper, stunet_paper
 from configs.sweeps import t2i_lr
 from launch import sweep
 from lumiere_jax.models.build import build_model
@@ -273,4 +273,16 @@ def test_paper_config_size_matches_its_docstring(fast_tracing):
     count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
     stated = int(re.search(r"Parameters: ([\d,]+) in all", stunet_paper.__doc__)[1].replace(",", ""))
     assert abs(count - stated) <= 0.01 * stated, (count, stated)
+    model.check_frame_count(config.data.num_frames)
+
+
+def test_ssr_paper_config_lifts_128_to_1024_and_matches_its_docstring(fast_tracing):
+    config = ssr_paper.get_config()
+    assert config.model.kind == "ssr"
+    assert (config.model.ssr.low_resolution, config.model.unet.resolution) == (128, 1024)
+    model = nnx.eval_shape(lambda: build_model(config.model))
+    count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+    stated = int(re.search(r"Parameters: ([\d,]+) in all", ssr_paper.__doc__)[1].replace(",", ""))
+    assert abs(count - stated) <= 0.01 * stated, (count, stated)
+    assert model.video.spatial.unet.conv_in.kernel.shape[-2] == 6  # noisy + upsampled low-res clip
     model.check_frame_count(config.data.num_frames)

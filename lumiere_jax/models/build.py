@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from flax import nnx
 
+from lumiere_jax.models.ssr import SSRConfig, SuperResolution
 from lumiere_jax.models.stunet import STUNet, STUNetConfig, load_backbone
 from lumiere_jax.models.t2i import TextToImage
 from lumiere_jax.models.text_encoder import TextEncoderConfig
 from lumiere_jax.models.unet2d import UNetConfig
 from lumiere_jax.settings import ConfigError, as_dict, from_config
 
-MODEL_KINDS = ("t2i", "stunet")
+MODEL_KINDS = ("t2i", "stunet", "ssr")
 
 
 def model_section(model_config, allowed: set[str]) -> dict:
@@ -47,8 +48,22 @@ def build_stunet(model_config, seed: int = 0) -> STUNet:
     return model
 
 
+def build_ssr(model_config, seed: int = 0) -> SuperResolution:
+    """SuperResolution from `config.model` (keys: kind, text_encoder, unet, temporal, ssr)."""
+    values = model_section(model_config, {"kind", "text_encoder", "unet", "temporal", "ssr"})
+    text = from_config(TextEncoderConfig, values.get("text_encoder", {}), "model.text_encoder")
+    unet = from_config(UNetConfig, values.get("unet", {}), "model.unet")
+    temporal = from_config(STUNetConfig, values.get("temporal", {}), "model.temporal")
+    ssr = from_config(SSRConfig, values.get("ssr", {}), "model.ssr")
+    try:
+        return SuperResolution(text, unet, temporal, ssr, rngs=nnx.Rngs(seed))
+    except ValueError as error:
+        raise ConfigError(f"Invalid config.model: {error}") from error
+
+
 def trainable_filter(model) -> type:
-    """The Variable type that trains: temporal layers for the STUNet, everything for T2I."""
+    """The Variable type that trains: temporal layers for the STUNet; everything for T2I and for
+    the SSR (no pretrained image SR model exists here to freeze)."""
     if isinstance(model, STUNet):
         from lumiere_jax.nn.temporal import TemporalParam
         return TemporalParam
@@ -62,4 +77,6 @@ def build_model(model_config, seed: int = 0):
         return build_t2i(model_config, seed)
     if kind == "stunet":
         return build_stunet(model_config, seed)
+    if kind == "ssr":
+        return build_ssr(model_config, seed)
     raise ConfigError(f"Unknown config.model.kind {kind!r}; allowed: {MODEL_KINDS}.")

@@ -1,0 +1,250 @@
+"""Ahead-of-time plan of a training run on a TPU topology, compiled on any machine (CPU too).
+
+    pip install -e ".[tpu]"      # libtpu: the TPU compiler, no TPU needed
+    python -m launch.aot_compile --config configs/stunet_paper.py --topology v5p:4x4x4 \
+        --mesh data=1,fsdp=16,time=4 [--batch 16] [--json plan.json] [--config.data.num_frames=...]
+
+Builds the run's train state abstractly (no weights are allocated), lays it and the batch out on
+a mesh of the topology's chips exactly as `python -m lumiere_jax.main` would, compiles the
+sharded train step with the TPU compiler and prints, per chip: the memory the step needs
+(`memory_analysis`: arguments = weights and optimizer state, temporaries = activations and
+gradients), whether it fits the chip's HBM, the FLOPs of one step (`cost_analysis`), and the
+step time and MFU those FLOPs imply at the chip's peak.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import math
+import re
+import time
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")  # compile for TPU, run nothing: no TPU needed here
+os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")  # compile-only: plans may run side by side
+
+import jax  # noqa: E402
+import jax.numpy as jnp
+import ml_collections
+from absl import app, flags
+from flax import nnx
+from jax.experimental import topologies
+from ml_collections import config_flags
+
+from lumiere_jax.models.build import build_model, trainable_filter
+from lumiere_jax.nn.frame_sharding import FrameSharding
+from lumiere_jax.parallel import batch as batching
+from lumiere_jax.parallel.mesh import AXES, make_mesh, mesh_shape
+from lumiere_jax.parallel.partition import state_shardings
+from lumiere_jax.settings import ConfigError
+from lumiere_jax.train.loop import check_data_fits_model, parse_run_config
+from lumiere_jax.train.state import create_train_state, make_optimizer
+from lumiere_jax.train.step import jit_sharded_train_step, make_train_step
+
+GIB = 2 ** 30
+
+
+@dataclasses.dataclass(frozen=True)
+class Chip:
+    """Published per-chip figures: HBM and dense bf16 peak (TPU matmuls run f32 as bf16 passes)."""
+    hbm_gib: float
+    peak_tflops: float
+
+
+CHIPS = {
+    "v4": Chip(hbm_gib=32, peak_tflops=275),
+    "v5e": Chip(hbm_gib=16, peak_tflops=197),
+    "v5p": Chip(hbm_gib=95, peak_tflops=459),
+    "v6e": Chip(hbm_gib=32, peak_tflops=918),
+}
+
+
+def parse_topology(name: str) -> tuple[str, int]:
+    """'v5p:4x4x4' -> ('v5p', 64); a clear error for anything else."""
+    match = re.fullmatch(r"(v4|v5e|v5p|v6e):(\d+(?:x\d+){1,2})", name)
+    if not match:
+        raise ValueError(f"Unknown topology {name!r}: use GENERATION:SHAPE with GENERATION one of "
+                         f"{', '.join(CHIPS)} and SHAPE like 4x4 or 2x2x4 (e.g. v5p:4x4x4, v5e:4x4).")
+    return match[1], math.prod(int(n) for n in match[2].split("x"))
+
+
+def parse_mesh(text: str) -> dict[str, int]:
+    """'data=1,fsdp=16,time=4' -> sizes of the mesh axes (unnamed axes: 1, one may be -1)."""
+    sizes = {axis: 1 for axis in AXES}
+    for item in filter(None, text.split(",")):
+        axis, _, value = item.partition("=")
+        if axis not in sizes or not re.fullmatch(r"-?\d+", value):
+            raise ValueError(f"Bad --mesh item {item!r}: use AXIS=SIZE with AXIS in {AXES}, "
+                             "e.g. data=1,fsdp=16,time=4.")
+        sizes[axis] = int(value)
+    return sizes
+
+
+def abstract_train_state(config: ml_collections.ConfigDict, run, mesh):
+    """(graphdef on `mesh`, graphdef on one device, train state of ShapeDtypeStructs, optimizer):
+    the model is traced, never allocated."""
+    optimizer = make_optimizer(run.optim)
+    built = {}
+
+    def build():
+        model = build_model(config.model, seed=run.seed)
+        check_data_fits_model(run.data, model, mesh.shape["time"])
+        graphdef, state = create_train_state(model, optimizer, run.seed, trainable_filter(model))
+        built["single"] = graphdef
+        if mesh.shape["time"] > 1:
+            model.shard_frames(FrameSharding(mesh))
+        built["sharded"] = nnx.graphdef(model)
+        return state
+
+    state = jax.eval_shape(build)
+    return built["sharded"], built["single"], state, optimizer
+
+
+def abstract_batch(run, text_length: int, global_batch: int) -> dict:
+    """The train step's batch as ShapeDtypeStructs: uint8 frames and int32 tokens."""
+    data = run.data
+    frame = (data.resolution, data.resolution, 3)
+    frames = (global_batch,) + ((data.num_frames,) if data.mode == "clips" else ()) + frame
+    return {"frames": jax.ShapeDtypeStruct(frames, jnp.uint8),
+            "tokens": jax.ShapeDtypeStruct((global_batch, text_length), jnp.int32)}
+
+
+def unpartitioned_flops(graphdef, state, optimizer, run, batch: dict) -> float:
+    """FLOPs of one step of the whole batch on one device (HLO cost analysis before partitioning,
+    on the CPU): the useful work, which sharding can only add to."""
+    on_cpu = jax.sharding.SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
+    state, batch = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=on_cpu),
+                                (state, batch))
+    step = make_train_step(graphdef, run.diffusion, run.optim, optimizer)
+    return float(jax.jit(step).lower(state, batch).cost_analysis()["flops"])
+
+
+# The TPU compiler's out-of-memory report, e.g. "the total memory required for HLO temporaries
+# (172.38G) exceeds available HBM (95.73G)".
+_HBM_OOM = re.compile(r"HLO temporaries \(([\d.]+)([KMGT])\) exceeds available HBM")
+_UNITS = {"K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30, "T": 2 ** 40}
+
+
+def sharded_bytes(state, shardings) -> int:
+    """Bytes of one chip's share of the train state under its shardings."""
+    def shard_bytes(x, sharding):
+        return math.prod(sharding.shard_shape(x.shape)) * x.dtype.itemsize
+    return sum(jax.tree.leaves(jax.tree.map(shard_bytes, state, shardings)))
+
+
+def count(tree) -> int:
+    return sum(math.prod(x.shape) for x in jax.tree.leaves(tree))
+
+
+def plan(config: ml_collections.ConfigDict, topology: str, mesh_sizes: dict[str, int],
+         global_batch: int | None = None) -> dict:
+    """Compile the sharded train step for `topology` and return the per-chip figures."""
+    generation, num_chips = parse_topology(topology)
+    chip = CHIPS[generation]
+    config = ml_collections.ConfigDict(config.to_dict())  # unlocked copy
+    for axis, size in mesh_sizes.items():
+        config.mesh[axis] = size
+    run = parse_run_config(config)
+    sizes = mesh_shape(run.mesh, num_chips)
+    batch_size = global_batch or run.data.batch_size
+    rows = sizes["data"] * sizes["fsdp"]
+    if batch_size % rows:
+        raise ConfigError(f"The global batch of {batch_size} must split over data x fsdp = "
+                          f"{rows} chips: pass --batch with a multiple of {rows}.")
+    devices = topologies.get_topology_desc(platform="tpu", topology_name=topology).devices
+    mesh = make_mesh(run.mesh, devices)
+
+    started = time.perf_counter()
+    graphdef, single_device_graphdef, state, optimizer = abstract_train_state(config, run, mesh)
+    shardings = state_shardings(state, mesh, run.mesh.rules)
+    batch_shardings = batching.train_batch_shardings(mesh, batch_size, run.data.mode == "clips")
+    step = jit_sharded_train_step(make_train_step(graphdef, run.diffusion, run.optim, optimizer),
+                                  mesh, shardings, batch_shardings)
+    text_length = config.model.text_encoder.max_length
+    batch = abstract_batch(run, text_length, batch_size)
+    model_flops = unpartitioned_flops(single_device_graphdef, state, optimizer, run, batch)
+    result = {
+        "topology": topology, "chips": num_chips, "mesh": dict(mesh.shape),
+        "global_batch": batch_size, "frames": run.data.num_frames,
+        "resolution": run.data.resolution,
+        "params": count(state.params) + count(state.frozen),
+        "trainable_params": count(state.params),
+        "hbm_gib": chip.hbm_gib,
+        "model_tflops_per_step": model_flops / 1e12,
+    }
+    try:
+        compiled = step.lower(state, batch).compile()
+    except jax.errors.JaxRuntimeError as error:
+        needed = _HBM_OOM.search(str(error))
+        if needed is None:
+            raise
+        # The TPU compiler stops when the step cannot fit: keep what it measured.
+        arguments = sharded_bytes(state, shardings)
+        temporaries = float(needed[1]) * _UNITS[needed[2]]
+        return dict(result, compiled=False, argument_gib=arguments / GIB,
+                    temp_gib=temporaries / GIB, peak_gib=(arguments + temporaries) / GIB,
+                    fits=False, compile_s=time.perf_counter() - started)
+
+    memory = compiled.memory_analysis()
+    chip_flops = compiled.cost_analysis()["flops"]
+    arguments = memory.argument_size_in_bytes
+    peak = (arguments + memory.output_size_in_bytes - memory.alias_size_in_bytes
+            + memory.temp_size_in_bytes)
+    return dict(
+        result, compiled=True, argument_gib=arguments / GIB,
+        temp_gib=memory.temp_size_in_bytes / GIB, output_gib=memory.output_size_in_bytes / GIB,
+        alias_gib=memory.alias_size_in_bytes / GIB, peak_gib=peak / GIB,
+        fits=peak / GIB <= chip.hbm_gib, chip_tflops_per_step=chip_flops / 1e12,
+        step_s_at_peak=chip_flops / (chip.peak_tflops * 1e12),
+        # Useful (unpartitioned) work over the work each chip is compiled to do: the MFU of a
+        # step that runs every chip at peak. Redundant compute (e.g. replicated layers) lowers it.
+        mfu_at_peak=model_flops / (num_chips * chip_flops),
+        compile_s=time.perf_counter() - started)
+
+
+def format_plan(result: dict) -> str:
+    mesh = ", ".join(f"{axis}={size}" for axis, size in result["mesh"].items())
+    lines = [
+        f"{result['topology']} ({result['chips']} chips), mesh {mesh}, global batch "
+        f"{result['global_batch']} x {result['frames']} frames at {result['resolution']} px",
+        f"  parameters {result['params']:,} ({result['trainable_params']:,} trainable)",
+        f"  per-chip memory: {result['peak_gib']:.2f} GiB of {result['hbm_gib']} GiB HBM "
+        f"({'fits' if result['fits'] else 'does NOT fit'}): arguments {result['argument_gib']:.2f}, "
+        f"temporaries {result['temp_gib']:.2f}",
+        f"  FLOPs per step: {result['model_tflops_per_step']:.1f} TFLOP unpartitioned",
+    ]
+    if result["compiled"]:
+        lines[-1] += f", {result['chip_tflops_per_step']:.1f} TFLOP per chip"
+        lines.append(f"  at the chip's peak: {result['step_s_at_peak']:.3f} s/step, MFU "
+                     f"{100 * result['mfu_at_peak']:.1f}%")
+    else:
+        lines.append("  (the TPU compiler stopped: the step does not fit the chip's HBM)")
+    lines.append(f"  ({'compiled' if result['compiled'] else 'tried'} in {result['compile_s']:.0f} s)")
+    return "\n".join(lines)
+
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
+_TOPOLOGY = flags.DEFINE_string("topology", None, "TPU topology, e.g. v5p:4x4x4 or v5e:4x4.")
+_MESH = flags.DEFINE_string("mesh", "data=-1", "Mesh axis sizes, e.g. data=1,fsdp=16,time=4.")
+_BATCH = flags.DEFINE_integer("batch", None, "Global batch (default: config.data.batch_size).")
+_JSON = flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if _TOPOLOGY.value is None:
+        raise app.UsageError("--topology is required, e.g. --topology=v5p:4x4x4.")
+    try:
+        result = plan(_CONFIG.value, _TOPOLOGY.value, parse_mesh(_MESH.value), _BATCH.value)
+    except (ValueError, ConfigError) as error:
+        raise app.UsageError(str(error)) from None
+    print(format_plan(result), flush=True)
+    if _JSON.value:
+        with open(_JSON.value, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["config"])
+    app.run(main)

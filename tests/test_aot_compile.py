@@ -1,0 +1,91 @@
+"""Ahead-of-time TPU plans (launch/aot_compile.py): argument checks, and real compiles of the
+tiny STUNet for a small TPU topology when libtpu (the `tpu` extra) is installed."""
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+
+from configs import stunet_shapes
+from launch import aot_compile
+from lumiere_jax.settings import ConfigError
+
+HAS_LIBTPU = importlib.util.find_spec("libtpu") is not None
+
+
+def test_topology_names_are_parsed_or_refused():
+    assert aot_compile.parse_topology("v5p:2x2x4") == ("v5p", 16)
+    assert aot_compile.parse_topology("v5e:4x4") == ("v5e", 16)
+    for bad in ("v9:4x4", "v5p", "v5p:4", "v5p:axb"):
+        with pytest.raises(ValueError, match="GENERATION:SHAPE"):
+            aot_compile.parse_topology(bad)
+
+
+def test_mesh_flag_is_parsed_or_refused():
+    assert aot_compile.parse_mesh("fsdp=8,time=2") == {"data": 1, "fsdp": 8, "time": 2}
+    assert aot_compile.parse_mesh("data=-1") == {"data": -1, "fsdp": 1, "time": 1}
+    for bad in ("model=2", "time=two", "time"):
+        with pytest.raises(ValueError, match="AXIS=SIZE"):
+            aot_compile.parse_mesh(bad)
+
+
+def test_a_batch_the_mesh_cannot_split_is_refused():
+    config = stunet_shapes.get_config("variant=tiny")
+    with pytest.raises(ConfigError, match="multiple of 4"):
+        aot_compile.plan(config, "v5p:2x2x1", {"data": 1, "fsdp": 4, "time": 1}, global_batch=6)
+    with pytest.raises(ConfigError, match="multiply to 4"):
+        aot_compile.plan(config, "v5p:2x2x1", {"data": 1, "fsdp": 3, "time": 1}, global_batch=3)
+
+
+@pytest.fixture(scope="module")
+def tiny_plans():
+    if not HAS_LIBTPU:
+        pytest.skip("libtpu is not installed (pip install -e '.[tpu]')")
+    config = stunet_shapes.get_config("variant=tiny")
+    # 16-frame 32 px clips, so that activations (not weights) dominate the chip's memory.
+    config.data.update(num_frames=16, resolution=32)
+    config.model.unet.resolution = 32
+    # One clip per chip without time shards; half a clip per chip with 2 (fsdp kept at 2).
+    return {1: aot_compile.plan(config, "v5p:2x2x1", {"data": 2, "fsdp": 2, "time": 1}, 4),
+            2: aot_compile.plan(config, "v5p:2x2x1", {"data": 1, "fsdp": 2, "time": 2}, 2)}
+
+
+def test_time_shards_cut_the_activation_memory_per_chip(tiny_plans):
+    one, two = tiny_plans[1], tiny_plans[2]
+    assert two["mesh"] == {"data": 1, "fsdp": 2, "time": 2}
+    assert two["temp_gib"] < 0.8 * one["temp_gib"]
+    assert one["fits"] and one["compiled"] and one["peak_gib"] >= one["argument_gib"]
+
+
+def test_flops_per_chip_cover_the_unpartitioned_step(tiny_plans):
+    for result in tiny_plans.values():
+        assert result["chip_tflops_per_step"] * result["chips"] >= 0.99 * result["model_tflops_per_step"]
+        assert 0 < result["mfu_at_peak"] <= 1.01
+        assert result["step_s_at_peak"] == pytest.approx(
+            result["chip_tflops_per_step"] / aot_compile.CHIPS["v5p"].peak_tflops)
+
+
+@pytest.mark.skipif(not HAS_LIBTPU, reason="libtpu is not installed (pip install -e '.[tpu]')")
+def test_command_line_refuses_an_unsplittable_clip(tmp_path):
+    """24 frames over 8 time shards: 3 frames per shard at a level that halves time."""
+    out = tmp_path / "plan.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "launch.aot_compile", "--config", "configs/stunet_shapes.py:variant=tiny",
+         "--topology", "v5p:2x2x2", "--mesh", "data=1,fsdp=1,time=8", "--batch", "1",
+         "--config.data.num_frames=24", f"--json={out}"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "cannot be split over the mesh's time axis of 8 shards" in result.stderr
+    assert "an odd count" in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.skipif(not HAS_LIBTPU, reason="libtpu is not installed (pip install -e '.[tpu]')")
+def test_a_step_too_big_for_the_chip_is_reported_not_raised():
+    config = stunet_shapes.get_config("variant=tiny")
+    result = aot_compile.plan(config, "v5e:2x2", {"data": 1, "fsdp": 4, "time": 1},
+                              global_batch=65536)
+    assert not result["compiled"] and not result["fits"]
+    assert result["temp_gib"] > result["hbm_gib"] == aot_compile.CHIPS["v5e"].hbm_gib
+    assert result["argument_gib"] > 0 and result["model_tflops_per_step"] > 0
