@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import math
+import os
 import re
 import time
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")  # compile for TPU, run nothing: no TPU needed here
 os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")  # compile-only: plans may run side by side
 
-import jax  # noqa: E402
+import jax  # noqa: E402  (the imports below read the platform set above)
 import jax.numpy as jnp
 import ml_collections
 from absl import app, flags

@@ -23,12 +23,10 @@ plan() {  # plan NAME TOPOLOGY CHIPS TIME [config overrides...]
 plan paper80_v5p_t2 v5p:2x2x4 16 2
 plan clip128_v5p_t8 v5p:2x2x4 16 8 --config.data.num_frames=128
 plan clip128_v5p_t4 v5p:2x2x4 16 4 --config.data.num_frames=128
-plan paper80_v5p_t1 v5p:2x2x4 16 1
 plan paper80_v5e_t2 v5e:4x4 16 2
-plan paper80_v5e_t1 v5e:4x4 16 1
-for time in 4 8; do
-  plan "paper80_v5p_t$time" v5p:2x2x4 16 "$time"
-  plan "paper80_v5e_t$time" v5e:4x4 16 "$time"
-done
+plan paper80_v5p_t1 v5p:2x2x4 16 1
+plan paper80_v5p_t4 v5p:2x2x4 16 4
+plan paper80_v5p_t8 v5p:2x2x4 16 8
 plan clip128_v5p_t2 v5p:2x2x4 16 2 --config.data.num_frames=128
+plan paper80_v5e_t1 v5e:4x4 16 1
 plan clip128_v5p_t1 v5p:2x2x4 16 1 --config.data.num_frames=128
