@@ -23,10 +23,7 @@ VARIANTS = ("base",)
 
 
 def get_config(arg=None):
-    options = t2i_shapes.parse_arg(arg)
-    variant = options.get("variant", "base")
-    if variant not in VARIANTS:
-        raise ValueError(f"Unknown variant {variant!r}; allowed: {VARIANTS}.")
+    t2i_shapes.parse_variant(arg, VARIANTS)  # refuses any other variant
     config = stunet_paper.get_config()
     config.model = dict(
         kind="ssr",

@@ -21,10 +21,7 @@ VARIANTS = ("base",)
 
 
 def get_config(arg=None):
-    options = t2i_shapes.parse_arg(arg)
-    variant = options.get("variant", "base")
-    if variant not in VARIANTS:
-        raise ValueError(f"Unknown variant {variant!r}; allowed: {VARIANTS}.")
+    t2i_shapes.parse_variant(arg, VARIANTS)  # refuses any other variant
     config = stunet_shapes.get_config("variant=base")
     config.model.text_encoder.update(width=2048, num_layers=24, num_heads=32, mlp_ratio=2,
                                      max_length=128, num_buckets=32, max_distance=128)

@@ -15,10 +15,7 @@ SHIPPED_T2I = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 
 
 def get_config(arg=None):
-    options = t2i_shapes.parse_arg(arg)
-    variant = options.get("variant", "base")
-    if variant not in VARIANTS:
-        raise ValueError(f"Unknown variant {variant!r}; allowed: {VARIANTS}.")
+    variant = t2i_shapes.parse_variant(arg, VARIANTS)
     # The spatial sections must equal the backbone's, so they are taken from its config.
     config = t2i_shapes.get_config(f"variant={variant}")
     config.model = dict(

@@ -15,11 +15,16 @@ def parse_arg(arg):
     return dict(p.split("=", 1) for p in pairs)
 
 
+def parse_variant(arg, variants) -> str:
+    """The `variant=...` of a config arg (default "base"), refused unless in `variants`."""
+    variant = parse_arg(arg).get("variant", "base")
+    if variant not in variants:
+        raise ValueError(f"Unknown variant {variant!r}; allowed: {variants}.")
+    return variant
+
+
 def get_config(arg=None):
-    options = parse_arg(arg)
-    variant = options.get("variant", "base")
-    if variant not in VARIANTS:
-        raise ValueError(f"Unknown variant {variant!r}; allowed: {VARIANTS}.")
+    variant = parse_variant(arg, VARIANTS)
     config = ml_collections.ConfigDict()
     config.seed = 0
 
