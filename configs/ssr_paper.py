@@ -37,7 +37,7 @@ def get_config(arg=None):
     )
     # Simple Diffusion's log-SNR shift for 1024 px relative to 64 px would be 2 ln(64/1024) = -5.5;
     # an SR stage sees the low-res clip, so it keeps the plain schedule, as Imagen's SR stages do.
-    config.diffusion.update(schedule_shift=0.0, low_noise_fraction=0.0)
+    config.diffusion.update(schedule_shift=0.0, focus_fraction=0.0)
     config.data.update(resolution=1024, num_frames=16, mode="clips", batch_size=64)
     config.optim.update(learning_rate=1e-4, warmup_steps=5000, total_steps=300_000)
     return config

@@ -35,7 +35,7 @@ def get_config(arg=None):
                   attention_resolutions=(8,), num_heads=4, context_features=128),
     )
     config.diffusion = dict(schedule="cosine", schedule_shift=-2.8, prediction="v", cond_drop_prob=0.1,
-                            low_noise_fraction=0.5, low_noise_max_t=0.15)
+                            focus_fraction=0.5, focus_t_min=0.0, focus_t_max=0.15)
     config.data = dict(resolution=32, num_frames=16, num_train=20000, num_validation=512,
                        num_heldout=512, mode="frames", batch_size=32, data_dir="",
                        worker_count=0, seed=0)

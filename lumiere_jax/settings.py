@@ -51,15 +51,17 @@ def check_sections(config: Any, allowed: tuple[str, ...]) -> None:
 class DiffusionSettings:
     """Noise schedule, model output parameterisation and condition dropout for CFG.
 
-    A `low_noise_fraction` of each batch draws t from U(0, low_noise_max_t) instead of U(0, 1):
-    more training where edges and shapes are refined (a shifted schedule leaves little there).
+    A `focus_fraction` of each batch draws t from U(focus_t_min, focus_t_max) instead of U(0, 1):
+    more training on the noise levels where the samples go wrong (e.g. low noise, where edges are
+    refined, or mid noise, where a shifted schedule decides an object's outline).
     """
     schedule: str = "cosine"
     schedule_shift: float = 0.0
     prediction: str = "v"
     cond_drop_prob: float = 0.1
-    low_noise_fraction: float = 0.0
-    low_noise_max_t: float = 0.15
+    focus_fraction: float = 0.0
+    focus_t_min: float = 0.0
+    focus_t_max: float = 0.15
 
     def noise_schedule(self):
         """The diffusion.Schedule these settings describe."""
@@ -74,9 +76,11 @@ class DiffusionSettings:
             raise ValueError(f"prediction {self.prediction!r} is not one of ('v', 'eps')")
         if not 0.0 <= self.cond_drop_prob < 1.0:
             raise ValueError(f"cond_drop_prob must be in [0, 1), got {self.cond_drop_prob}")
-        if not 0.0 <= self.low_noise_fraction <= 1.0 or not 0.0 < self.low_noise_max_t <= 1.0:
-            raise ValueError("low_noise_fraction must be in [0, 1] and low_noise_max_t in (0, 1], got "
-                             f"{self.low_noise_fraction} and {self.low_noise_max_t}")
+        if not 0.0 <= self.focus_fraction <= 1.0:
+            raise ValueError(f"focus_fraction must be in [0, 1], got {self.focus_fraction}")
+        if not 0.0 <= self.focus_t_min < self.focus_t_max <= 1.0:
+            raise ValueError("need 0 <= focus_t_min < focus_t_max <= 1, got "
+                             f"{self.focus_t_min} and {self.focus_t_max}")
 
 
 @dataclasses.dataclass(frozen=True)

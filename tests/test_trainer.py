@@ -18,10 +18,10 @@ from configs import t2i_shapes
 from lumiere_jax import diffusion
 from lumiere_jax.models.build import build_model
 from lumiere_jax.models.io import CheckpointError, load_exported, save_exported
-from lumiere_jax.settings import ConfigError
+from lumiere_jax.settings import ConfigError, DiffusionSettings
 from lumiere_jax.train import loop
 from lumiere_jax.train.checkpointing import RunCheckpoints
-from lumiere_jax.train.step import frames_to_model_range
+from lumiere_jax.train.step import frames_to_model_range, training_times
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -70,6 +70,26 @@ def test_bad_values_are_refused(config):
         loop.parse_run_config(config)
     with pytest.raises(ValueError, match="variant"):
         t2i_shapes.get_config("variant=huge")
+
+
+def test_training_times_put_the_focus_fraction_in_its_window():
+    settings = DiffusionSettings(focus_fraction=0.6, focus_t_min=0.2, focus_t_max=0.4)
+    t = np.asarray(training_times(jax.random.key(0), 20_000, settings))
+    assert t.min() >= 0.0 and t.max() < 1.0
+    in_window = np.mean((t >= 0.2) & (t < 0.4))
+    # 60% drawn inside the window plus the uniform draws that land there (40% x 0.2 = 8%).
+    assert abs(in_window - 0.68) < 0.02
+    unfocused = np.asarray(training_times(jax.random.key(0), 20_000, DiffusionSettings()))
+    assert abs(np.mean((unfocused >= 0.2) & (unfocused < 0.4)) - 0.2) < 0.01
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(focus_fraction=1.5), "focus_fraction"),
+    (dict(focus_t_min=0.5, focus_t_max=0.3), "focus_t_min < focus_t_max"),
+])
+def test_bad_focus_window_is_refused(fields, message):
+    with pytest.raises(ValueError, match=message):
+        DiffusionSettings(**fields)
 
 
 def test_training_lowers_the_loss_on_a_fixed_batch(config):

@@ -29,14 +29,15 @@ def ema_decay_at(step, decay: float):
 
 
 def training_times(rng, batch_size: int, settings: DiffusionSettings):
-    """t for each example: low-discrepancy U(0, 1), with a `low_noise_fraction` of examples
-    drawn from U(0, low_noise_max_t) instead."""
-    uniform_rng, low_rng, pick_rng = jax.random.split(rng, 3)
+    """t for each example: low-discrepancy U(0, 1), with a `focus_fraction` of examples drawn
+    from U(focus_t_min, focus_t_max) instead."""
+    uniform_rng, focus_rng, pick_rng = jax.random.split(rng, 3)
     t = diffusion.sample_times(uniform_rng, batch_size, low_discrepancy=True)
-    if settings.low_noise_fraction > 0:
-        low = jax.random.uniform(low_rng, (batch_size,)) * settings.low_noise_max_t
-        t = jnp.where(jax.random.bernoulli(pick_rng, settings.low_noise_fraction, (batch_size,)),
-                      low, t)
+    if settings.focus_fraction > 0:
+        focus = jax.random.uniform(focus_rng, (batch_size,), minval=settings.focus_t_min,
+                                   maxval=settings.focus_t_max)
+        t = jnp.where(jax.random.bernoulli(pick_rng, settings.focus_fraction, (batch_size,)),
+                      focus, t)
     return t
 
 
