@@ -23,7 +23,7 @@ def get_config(arg=None):
         text_encoder=config.model.text_encoder.to_dict(),
         unet=config.model.unet.to_dict(),
         temporal=dict(temporal_down_levels=None, temporal_attention_layers=2,
-                      temporal_conv_kernel=3, num_heads=4),
+                      temporal_conv_kernel=3, num_heads=4, text_pool=True),
         backbone=SHIPPED_T2I if variant == "base" else "",
     )
     config.data.update(mode="clips", batch_size=4)

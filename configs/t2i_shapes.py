@@ -3,8 +3,16 @@
 Variants: `--config configs/t2i_shapes.py` (the shipped 32x32 model) or
 `--config configs/t2i_shapes.py:variant=tiny` (16x16, seconds per step on CPU; used by tests).
 """
+import os
+
 import ml_collections
 from ml_collections.config_dict import placeholder
+
+from lumiere_jax.diffusion.schedules import resolution_shift
+
+WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                       "lumiere_jax", "weights")
+SHIPPED_TEXT_ENCODER = os.path.join(WEIGHTS, "t5_shapes")
 
 VARIANTS = ("base", "tiny")
 
@@ -28,14 +36,17 @@ def get_config(arg=None):
     config = ml_collections.ConfigDict()
     config.seed = 0
 
+    # The text encoder is pretrained (configs/t5_shapes.py) and frozen: `text_checkpoint`.
     config.model = dict(
         kind="t2i",
         text_encoder=dict(width=128, num_layers=3, num_heads=4, mlp_ratio=2, max_length=32),
+        text_checkpoint=SHIPPED_TEXT_ENCODER if variant == "base" else "",
         unet=dict(resolution=32, base_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1,
-                  attention_resolutions=(8,), num_heads=4, context_features=128),
+                  attention_resolutions=(16, 8), num_heads=4, context_features=128),
     )
-    config.diffusion = dict(schedule="cosine", schedule_shift=-2.8, prediction="v", cond_drop_prob=0.1,
-                            focus_fraction=0.5, focus_t_min=0.0, focus_t_max=0.15)
+    # Log-SNR shifted by resolution (simple diffusion's rule): +1.386 at 32 px.
+    config.diffusion = dict(schedule="cosine", schedule_shift=resolution_shift(32), prediction="v",
+                            cond_drop_prob=0.1)
     config.data = dict(resolution=32, num_frames=16, num_train=20000, num_validation=512,
                        num_heldout=512, mode="frames", batch_size=32, data_dir="",
                        worker_count=0, seed=0)
@@ -53,7 +64,8 @@ def get_config(arg=None):
                    position=placeholder(str)),
     )
     config.checkpoint = dict(every_steps=500, max_to_keep=2, init_from="")
-    config.log = dict(every_steps=50)
+    config.log = dict(every_steps=50, eval_every_steps=500, eval_num=32, eval_steps=25,
+                      eval_batch=32)
     config.sample = dict(steps=50, guidance=3.0, sampler="ddim", dynamic_threshold=0.995)
 
     if variant == "tiny":
@@ -64,6 +76,7 @@ def get_config(arg=None):
                            num_heldout=16, batch_size=8)
         config.optim.update(warmup_steps=2, total_steps=20)
         config.checkpoint.update(every_steps=5)
-        config.log.update(every_steps=5)
+        config.log.update(every_steps=5, eval_every_steps=0)
+        config.diffusion.update(schedule_shift=resolution_shift(16))
         config.sample.update(steps=8)
     return config

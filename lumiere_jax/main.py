@@ -1,5 +1,8 @@
 """Training entry point: `python -m lumiere_jax.main --config configs/t2i_shapes.py --workdir DIR`.
 
+The text stage (`configs/t5_shapes.py`, model kind "t5") runs its own loop (`train.text_loop`);
+image and video models run `train.loop`.
+
 Multi-host: start the same command on every host with `--distributed` (the cluster is detected);
 by hand, e.g. two CPU processes on one machine, add `--coordinator_address=localhost:PORT
 --num_processes=2 --process_id=0` (and 1 on the second).
@@ -32,7 +35,12 @@ def main(argv):
         initialize(*by_hand)
     elif any(value is not None for value in by_hand):
         raise app.UsageError("--coordinator_address/--num_processes/--process_id need --distributed.")
-    from lumiere_jax.train.loop import train
+    from lumiere_jax.settings import as_dict
+
+    if as_dict(_CONFIG.value.get("model", {})).get("kind") == "t5":
+        from lumiere_jax.train.text_loop import train_text as train
+    else:
+        from lumiere_jax.train.loop import train
 
     try:
         export = train(_CONFIG.value, _WORKDIR.value)

@@ -118,8 +118,8 @@ class OptimSettings:
     ema_decay: float = 0.999
 
     def __post_init__(self):
-        if self.total_steps < 1 or self.warmup_steps < 0 or self.warmup_steps > self.total_steps:
-            raise ValueError(f"need 0 <= warmup_steps <= total_steps and total_steps >= 1, got "
+        if self.total_steps < 1 or self.warmup_steps < 0 or self.warmup_steps >= self.total_steps:
+            raise ValueError(f"need 0 <= warmup_steps < total_steps and total_steps >= 1, got "
                              f"warmup_steps={self.warmup_steps}, total_steps={self.total_steps}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
@@ -135,8 +135,22 @@ class CheckpointSettings:
 
 @dataclasses.dataclass(frozen=True)
 class LogSettings:
-    """How often to write metrics.jsonl and the progress line."""
+    """How often to write metrics.jsonl and the progress line, and the in-training evaluation:
+    every `eval_every_steps` steps (0: never) the EMA weights sample the first `eval_num`
+    validation prompts with `eval_steps` DDIM steps, and the evaluator's scores are logged
+    (`eval_<attribute>`), with `train_minutes`, the wall time of the training steps alone."""
     every_steps: int = 50
+    eval_every_steps: int = 0
+    eval_num: int = 32
+    eval_steps: int = 25
+    eval_batch: int = 32
+
+    def __post_init__(self):
+        if self.every_steps < 1 or self.eval_every_steps < 0:
+            raise ValueError(f"need every_steps >= 1 and eval_every_steps >= 0, got "
+                             f"{self.every_steps} and {self.eval_every_steps}")
+        if min(self.eval_num, self.eval_steps, self.eval_batch) < 1:
+            raise ValueError("eval_num, eval_steps and eval_batch must be >= 1")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -259,8 +259,9 @@ def test_sampler_reproduces_gaussian_data(schedule, sampler, prediction):
     np.testing.assert_allclose(jnp.std(samples - mu), c, rtol=0.05)
 
 
+@pytest.mark.parametrize("spacing,fine_limit", [("uniform", 0.02), ("logsnr", 0.05)])
 @pytest.mark.parametrize("t_start", [1.0, 0.4])
-def test_ddim_converges_to_the_probability_flow_from_t_start(t_start):
+def test_ddim_converges_to_the_probability_flow_from_t_start(t_start, spacing, fine_limit):
     """For Gaussian data the flow is affine: x0 = mu + c (x_t - alpha mu) / sqrt(alpha^2 c^2 + sigma^2)."""
     mu, c = _gaussian_data()
     schedule = diffusion.get_schedule("cosine")
@@ -272,12 +273,13 @@ def test_ddim_converges_to_the_probability_flow_from_t_start(t_start):
 
     def relative_error(steps):
         out = diffusion.sample(
-            predict_fn, x_init.shape, jax.random.key(14), schedule, steps=steps, x_init=x_init, t_start=t_start
+            predict_fn, x_init.shape, jax.random.key(14), schedule, steps=steps, x_init=x_init,
+            t_start=t_start, spacing=spacing
         )
         return float(jnp.linalg.norm(out - expected) / jnp.linalg.norm(expected - mu))
 
     coarse, fine = relative_error(64), relative_error(128)
-    assert fine < 0.02
+    assert fine < fine_limit
     assert 1.5 < coarse / fine < 2.5  # first-order convergence in the number of steps
 
 
@@ -326,7 +328,7 @@ def test_clipping_recomputes_eps_from_the_clipped_estimate():
 
     out = diffusion.sample(
         predict_fn, IMAGE_SHAPE, jax.random.key(21), schedule, steps=2, prediction="x0", clip_x0=1.0,
-        x_init=x_init, t_start=0.6,
+        x_init=x_init, t_start=0.6, spacing="uniform",  # the middle step at t = 0.3
     )
     alpha_start, sigma_start = schedule.alpha_sigma(0.6)
     alpha_mid, sigma_mid = schedule.alpha_sigma(0.3)
@@ -391,3 +393,74 @@ def test_schedule_shift_moves_log_snr_by_a_constant():
     alpha, sigma = shifted.alpha_sigma(t)
     np.testing.assert_allclose(alpha**2 + sigma**2, 1.0, atol=1e-6)
     assert bool(jnp.all(alpha < plain.alpha_sigma(t)[0]))
+
+
+# ----------------------------------------------------------------------------- resolution and grids
+
+
+def test_resolution_shift_follows_the_pooling_rule():
+    """Average-pooling k x k pixels of x_t = alpha x0 + sigma eps keeps alpha x0's mean and
+    divides the noise std by k: the log-SNR of the coarser image is higher by 2 ln k."""
+    assert diffusion.resolution_shift(64) == 0.0
+    np.testing.assert_allclose(diffusion.resolution_shift(32), 2 * math.log(2))
+    np.testing.assert_allclose(diffusion.resolution_shift(128), -2 * math.log(2))
+    for resolution, k in ((16, 2), (32, 4), (128, 8)):
+        np.testing.assert_allclose(diffusion.resolution_shift(resolution)
+                                   - diffusion.resolution_shift(resolution * k), 2 * math.log(k))
+    noise = jax.random.normal(jax.random.key(0), (256, 64, 64))
+    pooled = noise.reshape(256, 16, 4, 16, 4).mean(axis=(2, 4))
+    np.testing.assert_allclose(float(pooled.std()), 1 / 4, rtol=0.01)
+    with pytest.raises(ValueError, match="positive"):
+        diffusion.resolution_shift(0)
+
+
+@pytest.mark.parametrize("schedule", [diffusion.Schedule("cosine", 1.386), diffusion.Schedule("linear"),
+                                      diffusion.Schedule("cosine", -2.8)])
+def test_times_for_log_snr_inverts_the_schedule(schedule):
+    targets = jnp.linspace(-9.0, 9.0, 13)
+    t = diffusion.times_for_log_snr(schedule, targets)
+    np.testing.assert_allclose(schedule.log_snr(t), targets, atol=1e-3)
+
+
+def test_logsnr_grid_takes_equal_log_snr_steps_from_t_start_to_zero():
+    schedule = diffusion.Schedule("cosine", -2.8)
+    times = np.asarray(diffusion.sampling_times(schedule, 20))
+    assert times[0] == 1.0 and times[-1] == 0.0 and np.all(np.diff(times) < 0)
+    gaps = np.diff(np.asarray(schedule.log_snr(times[1:-1])))
+    np.testing.assert_allclose(gaps, gaps.mean(), rtol=1e-3)
+    np.testing.assert_allclose(float(schedule.log_snr(times[-2])), samplers_module.GRID_LOG_SNR[1],
+                               atol=1e-3)
+    # Half of the steps land at log-SNR >= 0 whatever the shift; a uniform grid on this schedule
+    # puts 6 of 20 there.
+    assert np.sum(schedule.log_snr(times[1:-1]) >= 0) >= 9
+    uniform = diffusion.sampling_times(schedule, 20, spacing="uniform")
+    assert int(np.sum(schedule.log_snr(uniform[1:-1]) >= 0)) <= 6
+    late = np.asarray(diffusion.sampling_times(schedule, 10, t_start=0.3))
+    assert late[0] == np.float32(0.3) and late[-1] == 0.0 and np.all(np.diff(late) < 0)
+    with pytest.raises(ValueError, match="spacing"):
+        diffusion.sampling_times(schedule, 10, spacing="karras")
+
+
+def test_ddim_25_on_the_logsnr_grid_matches_ddim_250_at_every_scale():
+    """Gaussian data at three scales (coarse layout to pixel-level detail) on the 32 px schedule:
+    the probability flow is known exactly; 25 log-SNR steps stay close to 250 and to the flow at
+    every scale, while 25 uniform steps lose the finest scale."""
+    schedule = diffusion.Schedule("cosine", diffusion.resolution_shift(32))
+    mu = jax.random.uniform(jax.random.key(10), GAUSSIAN_SHAPE[1:], minval=-1, maxval=1)
+    x_init = jax.random.normal(jax.random.key(1), (8,) + GAUSSIAN_SHAPE[1:])
+    alpha, sigma = schedule.alpha_sigma(1.0)
+    worst = {"logsnr": 0.0, "uniform": 0.0}
+    for c in (0.5, 0.1, 0.02):
+        expected = mu + c * (x_init - alpha * mu) / jnp.sqrt(alpha**2 * c**2 + sigma**2)
+        predict_fn = exact_denoiser(gaussian_x0(mu, c), schedule, "v")
+        run = lambda steps, spacing: diffusion.sample(predict_fn, x_init.shape, jax.random.key(0),
+                                                      schedule, steps=steps, x_init=x_init,
+                                                      spacing=spacing)
+        error = lambda out: float(jnp.linalg.norm(out - expected) / jnp.linalg.norm(expected - mu))
+        few, many = run(25, "logsnr"), run(250, "logsnr")
+        assert float(jnp.linalg.norm(few - many) / jnp.linalg.norm(many - mu)) < 0.15
+        assert error(many) < 0.1  # at c = 0.02 (2.5 grey levels) the last step, from log-SNR 10, costs 6%
+        for spacing in worst:
+            worst[spacing] = max(worst[spacing], error(run(25, spacing)))
+    assert worst["logsnr"] < 0.15
+    assert worst["uniform"] > 2 * worst["logsnr"]

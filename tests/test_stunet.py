@@ -20,7 +20,7 @@ from lumiere_jax.settings import ConfigError
 TEXT = TextEncoderConfig(width=32, num_layers=1, num_heads=2, max_length=16)
 UNET = UNetConfig(resolution=16, base_channels=8, channel_mult=(1, 2, 2), num_res_blocks=1,
                   attention_resolutions=(4,), num_heads=2, context_features=32)
-TEMPORAL = STUNetConfig(temporal_attention_layers=2, num_heads=2)
+TEMPORAL = STUNetConfig(temporal_attention_layers=2, num_heads=2, text_pool=True)
 
 
 def model_config(**overrides):
@@ -192,3 +192,22 @@ def test_mismatched_backbone_is_refused(exported_t2i, tmp_path):
 def test_bad_stunet_configs_are_refused(overrides, message):
     with pytest.raises(ConfigError, match=message):
         build_model(model_config(**overrides))
+
+
+def test_temporal_text_pool_conditions_every_temporal_conv_block(stunet, cond):
+    """With trained (non-zero) projections, the temporal layers' own text pool changes the output;
+    at init its projection is zero, so it cannot."""
+    video = jax.random.normal(jax.random.key(3), (2, 4, 16, 16, 3))
+    t = jnp.array([0.3, 0.6])
+    denoise = nnx.jit(lambda m, x: m.denoise(x, t, cond))
+    perturbed_init = nnx.clone(stunet)
+    perturbed_init.temporal_text.pool.query.value += 1.0
+    np.testing.assert_array_equal(denoise(perturbed_init, video), denoise(stunet, video))
+
+    trained = nnx.clone(stunet)
+    randomise_zero_kernels(trained, seed=4)
+    perturbed = nnx.clone(trained)
+    perturbed.temporal_text.pool.query.value += 1.0
+    assert isinstance(trained.temporal_text.pool.query, TemporalParam)
+    difference = jnp.abs(denoise(perturbed, video) - denoise(trained, video)).max()
+    assert float(difference) > 1e-3

@@ -33,14 +33,20 @@ def example_seed(split: str, index: int) -> int:
     return shapes.SPLITS.index(split) * SPLIT_SEED_STRIDE + index
 
 
+def caption_for_seed(seed: int, split: str) -> tuple[str, shapes.ClipSpec]:
+    """(caption, spec) of the example with render seed `seed`: what the dataset stores, without
+    rendering a frame."""
+    spec = shapes.spec_for_seed(seed, split)
+    return shapes.make_caption(spec, np.random.default_rng([seed, _CAPTION_STREAM])), spec
+
+
 def render_example(seed: int, split: str, resolution: int, num_frames: int) -> dict:
     """One dataset example (features as stored) for a render seed."""
-    spec = shapes.spec_for_seed(seed, split)
-    caption_rng = np.random.default_rng([seed, _CAPTION_STREAM])
+    caption, spec = caption_for_seed(seed, split)
     attributes = spec.to_dict()
     example = {
             "frames": shapes.render_clip(spec, resolution=resolution, num_frames=num_frames),
-            "caption": shapes.make_caption(spec, caption_rng),
+            "caption": caption,
             "canonical_caption": shapes.canonical_caption(spec),
             "seed": np.int64(seed),
     }

@@ -3,11 +3,13 @@ from lumiere_jax.diffusion.guidance import classifier_free_guidance, drop_condit
 from lumiere_jax.diffusion.losses import diffusion_loss, sample_times
 from lumiere_jax.diffusion.samplers import (
     SAMPLERS,
+    SPACINGS,
     ancestral_step,
     apply_dynamic_threshold,
     ddim_step,
     noise_to,
     sample,
+    sampling_times,
 )
 from lumiere_jax.diffusion.schedules import (
     LOG_SNR_MAX,
@@ -21,6 +23,8 @@ from lumiere_jax.diffusion.schedules import (
     from_x0_eps,
     get_schedule,
     per_example,
+    resolution_shift,
+    times_for_log_snr,
     to_x0_eps,
     v_from_x0_eps,
     x0_from_eps,
@@ -33,6 +37,7 @@ __all__ = [
     "PREDICTION_KINDS",
     "SAMPLERS",
     "SCHEDULE_NAMES",
+    "SPACINGS",
     "Schedule",
     "ancestral_step",
     "apply_dynamic_threshold",
@@ -49,6 +54,9 @@ __all__ = [
     "per_example",
     "sample",
     "sample_times",
+    "sampling_times",
+    "resolution_shift",
+    "times_for_log_snr",
     "to_x0_eps",
     "v_from_x0_eps",
     "x0_from_eps",

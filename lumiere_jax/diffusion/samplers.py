@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from lumiere_jax.diffusion.schedules import (
     Schedule,
+    times_for_log_snr,
     check_prediction_kind,
     eps_from_x0,
     get_schedule,
@@ -55,6 +56,31 @@ def ancestral_step(x_t, x0, eps, alpha_t, sigma_t, alpha_s, sigma_s, rng) -> jax
 
 _STEPS = {"ddim": ddim_step, "ancestral": ancestral_step}
 SAMPLERS = tuple(_STEPS)
+SPACINGS = ("logsnr", "uniform")
+# The log-SNR grid spans this range: beyond it a step changes the sample by less than a pixel
+# level (sigma = e^-5 at +10) or sees nearly pure noise (alpha = e^-5 at -10).
+GRID_LOG_SNR = (-10.0, 10.0)
+
+
+def sampling_times(schedule: str | Schedule, steps: int, t_start: float = 1.0,
+                   spacing: str = "logsnr") -> jax.Array:
+    """The steps + 1 times a sampler visits, from t_start down to 0.
+
+    "uniform": equal steps in t. "logsnr": equal steps in log-SNR over GRID_LOG_SNR (from
+    t_start's own log-SNR where that is higher), so the steps go where the signal changes,
+    whatever the schedule and its shift; the first time is t_start and the last 0.
+    """
+    if spacing not in SPACINGS:
+        raise ValueError(f"Unknown spacing {spacing!r}; allowed: {', '.join(map(repr, SPACINGS))}.")
+    with jax.ensure_compile_time_eval():
+        if spacing == "uniform":
+            return jnp.linspace(t_start, 0.0, int(steps) + 1, dtype=jnp.float32)
+        schedule = get_schedule(schedule)
+        low = jnp.maximum(schedule.log_snr(t_start), GRID_LOG_SNR[0])
+        high = jnp.maximum(GRID_LOG_SNR[1], low + 1.0)
+        inner = times_for_log_snr(schedule, jnp.linspace(low, high, int(steps))[1:])
+        return jnp.concatenate([jnp.array([t_start], jnp.float32), inner.astype(jnp.float32),
+                                jnp.zeros((1,), jnp.float32)])
 
 
 class _ProgressBar:
@@ -121,9 +147,13 @@ def sample(
     clip_x0: float | None = None,
     x_init: jax.Array | None = None,
     t_start: float = 1.0,
+    spacing: str = "logsnr",
     progress: bool = False,
 ) -> jax.Array:
-    """Denoise from t_start to 0 in `steps` equal steps and return x0 of the given shape.
+    """Denoise from t_start to 0 in `steps` steps and return x0 of the given shape.
+
+    `spacing` places the steps: "logsnr" (default; equal log-SNR steps, see `sampling_times`) or
+    "uniform" (equal steps in t).
 
     predict_fn(x_t, t) returns the model output (kind `prediction`: "v", "eps" or "x0") with t of
     shape (B,). sampler is "ddim" (eta=0) or "ancestral" (DDPM posterior draws). x0 estimates can be
@@ -137,7 +167,7 @@ def sample(
     schedule = get_schedule(schedule)
     step_fn = _STEPS[sampler]
     batch_size = shape[0]
-    times = jnp.linspace(t_start, 0.0, int(steps) + 1, dtype=jnp.float32)
+    times = sampling_times(schedule, steps, t_start, spacing)
     init_rng, noise_rng = jax.random.split(rng)
     x = jax.random.normal(init_rng, shape, jnp.float32) if x_init is None else x_init.astype(jnp.float32)
     progress_bar = _ProgressBar(steps) if progress else None

@@ -85,6 +85,31 @@ class Schedule:
         return jnp.sqrt(jax.nn.sigmoid(log_snr)), jnp.sqrt(jax.nn.sigmoid(-log_snr))
 
 
+# Simple diffusion (Hoogeboom et al. 2023): a schedule that suits `BASE_RESOLUTION` px images is
+# shifted by 2 ln(base / resolution) for other sizes (toward noise above the base, toward signal
+# below), because average pooling by a factor k raises the SNR by k^2.
+BASE_RESOLUTION = 64
+
+
+def resolution_shift(resolution: int, base: int = BASE_RESOLUTION) -> float:
+    """The log-SNR shift for images of `resolution` px: 2 ln(base / resolution), e.g. +1.386 at
+    32 px, 0 at 64 px, -1.386 at 128 px."""
+    if resolution < 1 or base < 1:
+        raise ValueError(f"resolution and base must be positive, got {resolution} and {base}.")
+    return 2.0 * math.log(base / resolution)
+
+
+def times_for_log_snr(schedule: "Schedule", log_snr, iterations: int = 60) -> jax.Array:
+    """t with schedule.log_snr(t) = log_snr (bisection; log-SNR decreases in t), within the clip."""
+    target = jnp.clip(jnp.asarray(log_snr, jnp.float32), LOG_SNR_MIN, LOG_SNR_MAX)
+    low, high = jnp.zeros_like(target), jnp.ones_like(target)
+    for _ in range(iterations):
+        middle = 0.5 * (low + high)
+        above = schedule.log_snr(middle) > target  # still too little noise: move right
+        low, high = jnp.where(above, middle, low), jnp.where(above, high, middle)
+    return 0.5 * (low + high)
+
+
 def get_schedule(schedule: str | Schedule) -> Schedule:
     """The Schedule called `schedule` (a Schedule passes through); ValueError on unknown names."""
     if isinstance(schedule, Schedule):

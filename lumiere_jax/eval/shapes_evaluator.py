@@ -398,12 +398,20 @@ def read_clip(clip: np.ndarray) -> ClipReading:
 # ----------------------------------------------------------------------------- scoring
 
 
-def _accuracies(readings, specs, attributes) -> dict[str, float]:
+def _accuracies(readings, specs, attributes, captions=None) -> dict[str, float]:
+    """Per-attribute accuracy and 'all'. With `captions`, an attribute of a sample counts only
+    where its caption names it (a prompt that leaves out the background asks for none)."""
     readings, specs = list(readings), list(specs)
     correct = np.array([[getattr(r, a) == getattr(s, a) for a in attributes]
                         for r, s in zip(readings, specs)], dtype=bool).reshape(-1, len(attributes))
-    scores = {a: float(correct[:, i].mean()) for i, a in enumerate(attributes)}
-    scores["all"] = float(correct.all(axis=1).mean())
+    asked = np.ones_like(correct)
+    if captions is not None:
+        _check_lengths(captions, specs, "captions")
+        named = [world.parse_caption(caption) for caption in captions]
+        asked = np.array([[a in n for a in attributes] for n in named], bool).reshape(correct.shape)
+    scores = {a: float(correct[asked[:, i], i].mean()) if asked[:, i].any() else float("nan")
+              for i, a in enumerate(attributes)}
+    scores["all"] = float((correct | ~asked).all(axis=1).mean())
     return scores
 
 
@@ -413,22 +421,24 @@ def _check_lengths(items, specs, what: str) -> None:
                          f"{len(items)} {what} and {len(specs)} specs")
 
 
-def score_frames(frames, specs) -> dict[str, float]:
+def score_frames(frames, specs, captions=None) -> dict[str, float]:
     """Accuracy of read_frame against specs (frame-0 semantics for size): colour, shape, size,
-    background and 'all' (fraction with every attribute right). frames: (N, H, W, 3) uint8."""
+    background and 'all' (fraction with every attribute right). frames: (N, H, W, 3) uint8.
+    With `captions` (the prompts), only the attributes each prompt names are scored."""
     _check_lengths(frames, specs, "frames")
     features = _frame_features(_as_frames(frames, "(N, H, W, 3)", "frames"))
     readings = [_reading_at(features, i) for i in range(len(specs))]
-    return _accuracies(readings, specs, ("colour", "shape", "size", "background"))
+    return _accuracies(readings, specs, ("colour", "shape", "size", "background"), captions)
 
 
-def score_clips(clips, specs) -> dict[str, float]:
+def score_clips(clips, specs, captions=None) -> dict[str, float]:
     """Accuracy of read_clip against specs per attribute (incl. motion and speed), 'all', and
-    the mean of each consistency figure as 'mean_<name>' (NaNs ignored)."""
+    the mean of each consistency figure as 'mean_<name>' (NaNs ignored). With `captions`, only
+    the attributes each prompt names are scored."""
     _check_lengths(clips, specs, "clips")
     readings = [read_clip(clip) for clip in clips]
     scores = _accuracies(readings, specs, ("colour", "shape", "size", "background", "motion",
-                                           "speed"))
+                                           "speed"), captions)
     for key in CONSISTENCY_KEYS:
         values = np.array([r.consistency[key] for r in readings])
         scores[f"mean_{key}"] = float(np.nanmean(values)) if np.isfinite(values).any() \

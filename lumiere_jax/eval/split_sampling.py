@@ -6,19 +6,16 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from lumiere_jax.data import shapes, tfds_shapes
+from lumiere_jax.data import tfds_shapes
 
 
 def prompts_and_specs(split: str, num: int):
     """The first `num` captions of a dataset split with the specs they describe."""
     if num < 1:
         raise ValueError(f"num must be at least 1, got {num}.")
-    captions, specs = [], []
-    for index in range(num):
-        seed = tfds_shapes.example_seed(split, index)
-        captions.append(tfds_shapes.render_example(seed, split, 16, 2)["caption"])
-        specs.append(shapes.spec_for_seed(seed, split))
-    return captions, specs
+    pairs = [tfds_shapes.caption_for_seed(tfds_shapes.example_seed(split, index), split)
+             for index in range(num)]
+    return [caption for caption, _ in pairs], [spec for _, spec in pairs]
 
 
 def sample_in_batches(pipeline, prompts, *, batch: int, seed: int = 0, **sample_kwargs) -> np.ndarray:
@@ -34,8 +31,9 @@ def sample_in_batches(pipeline, prompts, *, batch: int, seed: int = 0, **sample_
 
 def evaluate_on_split(pipeline, score: Callable, *, num: int, batch: int, split: str, seed: int,
                       **sample_kwargs) -> dict:
-    """`score(samples, specs)` of samples for the first `num` captions of `split`, plus split/num."""
+    """`score(samples, specs, captions)` of samples for the first `num` captions of `split`
+    (each attribute scored where the caption names it), plus split/num."""
     captions, specs = prompts_and_specs(split, num)
     samples = sample_in_batches(pipeline, captions, batch=batch, seed=seed, **sample_kwargs)
-    scores = score(samples, specs)
+    scores = score(samples, specs, captions)
     return {"split": split, "num": num, **{k: float(v) for k, v in scores.items()}}

@@ -6,7 +6,7 @@ from flax import nnx
 from lumiere_jax.models.ssr import SSRConfig, SuperResolution
 from lumiere_jax.models.stunet import STUNet, STUNetConfig, load_backbone
 from lumiere_jax.models.t2i import TextToImage
-from lumiere_jax.models.text_encoder import TextEncoderConfig
+from lumiere_jax.models.text_encoder import TextEncoderConfig, load_text_encoder
 from lumiere_jax.models.unet2d import UNetConfig
 from lumiere_jax.settings import ConfigError, as_dict, from_config
 
@@ -23,11 +23,17 @@ def model_section(model_config, allowed: set[str]) -> dict:
 
 
 def build_t2i(model_config, seed: int = 0) -> TextToImage:
-    """TextToImage from `config.model` (keys: kind, text_encoder, unet)."""
-    values = model_section(model_config, {"kind", "text_encoder", "unet"})
+    """TextToImage from `config.model` (keys: kind, text_encoder, unet, text_checkpoint).
+
+    `text_checkpoint` is the exported pretrained text encoder (configs/t5_shapes.py) restored
+    into `text_encoder`; "" keeps the random init (tests)."""
+    values = model_section(model_config, {"kind", "text_encoder", "unet", "text_checkpoint"})
     text = from_config(TextEncoderConfig, values.get("text_encoder", {}), "model.text_encoder")
     unet = from_config(UNetConfig, values.get("unet", {}), "model.unet")
-    return TextToImage(text, unet, rngs=nnx.Rngs(seed))
+    model = TextToImage(text, unet, rngs=nnx.Rngs(seed))
+    if values.get("text_checkpoint"):
+        load_text_encoder(model.text_encoder, values["text_checkpoint"])
+    return model
 
 
 def build_stunet(model_config, seed: int = 0) -> STUNet:
@@ -61,13 +67,9 @@ def build_ssr(model_config, seed: int = 0) -> SuperResolution:
         raise ConfigError(f"Invalid config.model: {error}") from error
 
 
-def trainable_filter(model) -> type:
-    """The Variable type that trains: temporal layers for the STUNet; everything for T2I and for
-    the SSR (no pretrained image SR model exists here to freeze)."""
-    if isinstance(model, STUNet):
-        from lumiere_jax.nn.temporal import TemporalParam
-        return TemporalParam
-    return nnx.Param
+def trainable_filter(model):
+    """The weights a model's training stage updates (its kind's declared `trainable` filter)."""
+    return model.trainable
 
 
 def build_model(model_config, seed: int = 0):

@@ -95,8 +95,9 @@ def restore_params(directory: str, abstract_params: nnx.State) -> nnx.State:
 def load_exported(directory: str):
     """(model, config) from an exported checkpoint."""
     config = read_exported_config(directory)
-    if "backbone" in config.model:
-        config.model.backbone = ""  # the export already holds the backbone's weights
+    for source in ("backbone", "text_checkpoint"):
+        if source in config.model:
+            config.model[source] = ""  # the export already holds these weights
     model = build_model(config.model)
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, nnx.state(model, nnx.Param))
     nnx.update(model, restore_params(directory, abstract))

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from lumiere_jax.models.stunet import STUNet, STUNetConfig
+from lumiere_jax.models.t2i import ALL_BUT_TEXT
 from lumiere_jax.models.text_encoder import TextEncoderConfig
 from lumiere_jax.models.unet2d import UNetConfig
 from lumiere_jax.nn.frame_sharding import FrameSharding
@@ -53,7 +54,12 @@ def enlarge_frames(video: jax.Array, resolution: int) -> jax.Array:
 
 
 class SuperResolution(nnx.Module):
-    """STUNet (`video`) over [noisy clip, upsampled low-res clip]; same train/sample interface."""
+    """STUNet (`video`) over [noisy clip, upsampled low-res clip]; same train/sample interface.
+
+    Every weight but the frozen text encoder trains (no pretrained 2D SR model exists yet)."""
+
+    trainable = ALL_BUT_TEXT
+    is_video = True
 
     def __init__(self, text_config: TextEncoderConfig, unet_config: UNetConfig,
                  temporal_config: STUNetConfig, ssr_config: SSRConfig, *, rngs: nnx.Rngs):

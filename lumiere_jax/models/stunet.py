@@ -31,7 +31,8 @@ from lumiere_jax.models.text_encoder import TextEncoderConfig
 from lumiere_jax.models.unet2d import UNet2D, UNetConfig
 from lumiere_jax.nn.frame_sharding import UNSHARDED, FrameSharding
 from lumiere_jax.nn.temporal import (TemporalAttentionBlock, TemporalConvBlock,
-                                     TemporalDownsample, TemporalUpsample)
+                                     TemporalDownsample, TemporalParam, TemporalTextEmbedding,
+                                     TemporalUpsample)
 from lumiere_jax.settings import ConfigError, as_dict, from_config
 
 
@@ -42,11 +43,15 @@ class STUNetConfig:
     temporal_down_levels: U-Net levels whose spatial downsampling is followed by a temporal one;
       None means every level that has a spatial downsampling.
     temporal_attention_layers: stacked temporal attention blocks at each coarsest-level site.
+    text_pool: the temporal conv blocks read the text through a trainable attention pool of the
+      frozen token features of their own (added to the conditioning embedding through a
+      zero-initialised projection); False: only the spatial U-Net's pooled text.
     """
     temporal_down_levels: tuple[int, ...] | None = None
     temporal_attention_layers: int = 1
     temporal_conv_kernel: int = 3
     num_heads: int = 4
+    text_pool: bool = False
 
     def __post_init__(self):
         if self.temporal_down_levels is not None:
@@ -196,6 +201,9 @@ def count_frames_by_site(config: STUNetConfig, sites, num_levels: int, frames: i
 class STUNet(nnx.Module):
     """Denoises whole clips (B, T, H, W, C): the frozen T2I per frame plus trainable temporal layers."""
 
+    trainable = TemporalParam
+    is_video = True
+
     def __init__(self, text_config: TextEncoderConfig, unet_config: UNetConfig,
                  config: STUNetConfig, *, rngs: nnx.Rngs):
         self.spatial = TextToImage(text_config, unet_config, rngs=rngs)
@@ -226,6 +234,9 @@ class STUNet(nnx.Module):
         self.temporal_attention = nnx.Dict(attention)
         self.temporal_downsamples = nnx.Dict(downsamples)
         self.temporal_upsamples = nnx.Dict(upsamples)
+        self.temporal_text = (TemporalTextEmbedding(unet_config.context_features, emb_features,
+                                                    self.config.num_heads, rngs=rngs)
+                              if self.config.text_pool else None)
         self.frame_sharding = UNSHARDED
 
     def shard_frames(self, frame_sharding: FrameSharding) -> None:
@@ -272,6 +283,11 @@ class STUNet(nnx.Module):
         """tokens (B, L) -> condition dict with `context` (B, L, C) and `mask` (B, L)."""
         return self.spatial.encode_text(tokens)
 
+    def condition_on(self, cond, clean):
+        """Nothing is derived from the clean clips."""
+        del clean
+        return cond
+
     def denoise(self, x_t, t, cond):
         """Model output (v or eps) for noisy clips x_t (B, T, H, W, C) at times t (B,)."""
         chex.assert_rank(x_t, 5)
@@ -281,11 +297,12 @@ class STUNet(nnx.Module):
         frames_at = self.frame_counts_by_site(frames)
         # One embedding per video: the walk repeats it (and the text) to each frame it holds.
         emb = self.spatial.unet.embed(t, context, mask)
+        temporal_emb = emb if self.temporal_text is None else emb + self.temporal_text(context, mask)
 
         def hook(site, h):
             video = einops.rearrange(h, "(b t) h w c -> b t h w c", b=batch, t=frames_at[site])
-            video = self.temporal_layers(site, self.frame_sharding.constrain(video), emb, context,
-                                         mask)
+            video = self.temporal_layers(site, self.frame_sharding.constrain(video), temporal_emb,
+                                         context, mask)
             return einops.rearrange(video, "b t h w c -> (b t) h w c")
 
         out = self.spatial.unet(einops.rearrange(x_t, "b t h w c -> (b t) h w c"), t, context,

@@ -4,12 +4,20 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-from lumiere_jax.models.text_encoder import TextEncoder, TextEncoderConfig
+from lumiere_jax.models.text_encoder import TextEncoder, TextEncoderConfig, TextParam
 from lumiere_jax.models.unet2d import UNet2D, UNetConfig, identity_hook
+
+# Everything but the frozen, pretrained text encoder.
+ALL_BUT_TEXT = nnx.All(nnx.Param, nnx.Not(TextParam))
 
 
 class TextToImage(nnx.Module):
-    """Holds `text_encoder` and `unet`; these parameter paths are what checkpoints store."""
+    """Holds `text_encoder` and `unet`; these parameter paths are what checkpoints store.
+
+    Trains the U-Net; the text encoder is pretrained (`models.t5`) and frozen."""
+
+    trainable = ALL_BUT_TEXT
+    is_video = False
 
     def __init__(self, text_config: TextEncoderConfig, unet_config: UNetConfig, *, rngs: nnx.Rngs):
         if unet_config.context_features != text_config.width:
@@ -22,6 +30,11 @@ class TextToImage(nnx.Module):
         """tokens (B, L) int32 -> condition dict with `context` (B, L, C) and `mask` (B, L)."""
         context, mask = self.text_encoder(tokens)
         return {"context": context, "mask": mask}
+
+    def condition_on(self, cond, clean):
+        """Nothing is derived from the clean images."""
+        del clean
+        return cond
 
     def denoise(self, x_t, t, cond, hook=identity_hook):
         """Model output (v or eps) for noisy images x_t (B, H, W, C) at times t (B,)."""

@@ -1,4 +1,8 @@
-"""A small T5-style text encoder over bytes: relative position bias, pre-RMSNorm, gated-GELU."""
+"""A small T5-style text encoder: relative position bias, pre-RMSNorm, gated-GELU.
+
+Its weights are `TextParam`s: the encoder is pretrained on text alone (`models.t5`, span
+corruption) and then frozen, so every model that reads text trains everything but this type.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -11,6 +15,11 @@ from flax import nnx
 from lumiere_jax.models import tokenizer
 from lumiere_jax.nn.attention import MultiHeadAttention
 from lumiere_jax.nn.sharding import named_axes
+from lumiere_jax.nn.variables import retype_params
+
+
+class TextParam(nnx.Param):
+    """A weight of the text encoder: trained by text pretraining only, frozen everywhere else."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,9 +34,10 @@ class TextEncoderConfig:
     max_distance: int = 64
 
 
-def relative_position_buckets(length: int, num_buckets: int, max_distance: int) -> np.ndarray:
+def relative_position_buckets(length: int, num_buckets: int, max_distance: int,
+                              key_length: int | None = None) -> np.ndarray:
     """T5's bidirectional bucketing of key-minus-query offsets: exact when near, log-spaced far."""
-    offsets = np.arange(length)[None, :] - np.arange(length)[:, None]
+    offsets = np.arange(key_length or length)[None, :] - np.arange(length)[:, None]
     half = num_buckets // 2
     side = (offsets > 0).astype(np.int32) * half
     distance = np.abs(offsets)
@@ -67,16 +77,42 @@ class TextEncoder(nnx.Module):
                                         "position", "heads")
         self.layers = nnx.List([EncoderLayer(config, rngs=rngs) for _ in range(config.num_layers)])
         self.final_norm = named_axes(nnx.RMSNorm(config.width, rngs=rngs), "norm")
+        retype_params(self, TextParam)
 
     def __call__(self, tokens):
-        _, length = tokens.shape
+        """Token ids (B, L) -> (embeddings (B, L, width), padding mask (B, L))."""
+        return self.encode_embeddings(self.embed(tokens), tokens != tokenizer.PAD_ID)
+
+    def encode_embeddings(self, x, mask):
+        """The layers over input embeddings x (B, L, width) with padding mask (B, L)."""
+        length = x.shape[1]
         if length > self.config.max_length:
             raise ValueError(f"Token length {length} exceeds the encoder's max_length "
                              f"{self.config.max_length}.")
-        mask = tokens != tokenizer.PAD_ID
         buckets = relative_position_buckets(length, self.config.num_buckets, self.config.max_distance)
         bias = jnp.transpose(self.position_bias(jnp.asarray(buckets)), (2, 0, 1))[None]
-        x = self.embed(tokens)
         for layer in self.layers:
             x = layer(x, mask, bias)
         return self.final_norm(x), mask
+
+
+def load_text_encoder(text_encoder: TextEncoder, export_dir: str) -> None:
+    """Restores an exported pretrained text encoder (kind "text_encoder") into `text_encoder`;
+    its sizes must equal this encoder's."""
+    from lumiere_jax.models import io  # io imports the model builders, which import this module
+
+    model = io.read_exported_config(export_dir).get("model", {})
+    if model.get("kind") != "text_encoder":
+        raise io.CheckpointError(
+            f"{export_dir!r} is a {model.get('kind')!r} checkpoint; config.model.text_checkpoint "
+            f"needs an exported text encoder (train one with configs/t5_shapes.py).")
+    found = dict(model.get("text_encoder", {}))
+    expected = dataclasses.asdict(text_encoder.config)
+    differ = {k: (found.get(k), v) for k, v in expected.items() if found.get(k, v) != v}
+    if differ:
+        raise io.CheckpointError(
+            f"Text encoder {export_dir!r} does not fit config.model.text_encoder: "
+            + "; ".join(f"{k}: checkpoint has {a!r}, config has {b!r}" for k, (a, b) in differ.items()))
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
+                            nnx.state(text_encoder, TextParam))
+    nnx.update(text_encoder, io.restore_params(export_dir, abstract))

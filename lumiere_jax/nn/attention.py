@@ -27,13 +27,14 @@ class MultiHeadAttention(nnx.Module):
         self.out = named_axes(nnx.Linear(features, features, kernel_init=out_init, rngs=rngs),
                               "heads", "embed")
 
-    def __call__(self, x, context=None, context_mask=None, bias=None):
-        """x: (B, Lq, C); context: (B, Lk, Cc) or None for self-attention; context_mask: (B, Lk) bool."""
+    def __call__(self, x, context=None, context_mask=None, bias=None, is_causal: bool = False):
+        """x: (B, Lq, C); context: (B, Lk, Cc) or None for self-attention; context_mask: (B, Lk)
+        bool; is_causal: each query sees only keys at or before its position."""
         context = x if context is None else context
         split = lambda y: einops.rearrange(y, "b l (n d) -> b l n d", n=self.num_heads)
         q, k, v = split(self.query(x)), split(self.key(context)), split(self.value(context))
         mask = None if context_mask is None else context_mask[:, None, None, :]
-        out = jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask)
+        out = jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask, is_causal=is_causal)
         return self.out(einops.rearrange(out, "b l n d -> b l (n d)"))
 
 

@@ -18,10 +18,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from lumiere_jax.nn.attention import MultiHeadAttention
+from lumiere_jax.nn.attention import AttentionPool, MultiHeadAttention
 from lumiere_jax.nn.frame_sharding import UNSHARDED, FrameSharding
 from lumiere_jax.nn.resblock import group_norm
 from lumiere_jax.nn.sharding import conv_axes, name_variable, named_axes
+from lumiere_jax.nn.variables import retype_params
 
 ModuleT = TypeVar("ModuleT", bound=nnx.Module)
 
@@ -32,12 +33,7 @@ class TemporalParam(nnx.Param):
 
 def as_temporal(module: ModuleT) -> ModuleT:
     """Retypes every plain `nnx.Param` inside `module` as `TemporalParam` (metadata kept)."""
-    for _, node in list(nnx.iter_modules(module)):
-        for name, value in list(vars(node).items()):
-            if type(value) is nnx.Param:
-                setattr(node, name, TemporalParam.from_metadata(value.get_raw_value(),
-                                                                value.get_metadata()))
-    return module
+    return retype_params(module, TemporalParam)
 
 
 def identity_kernel_init(key, shape, dtype=jnp.float32):
@@ -95,6 +91,23 @@ class TemporalConvBlock(nnx.Module):
         per_video = lambda y: einops.rearrange(y, "b c -> b 1 1 1 c")
         h = h * (1 + per_video(scale)) + per_video(shift)
         return video + self.proj(jax.nn.silu(h))
+
+
+class TemporalTextEmbedding(nnx.Module):
+    """The temporal layers' own reading of the text: an attention pool of the (frozen) token
+    features, projected to the conditioning width by a zero-initialised linear layer."""
+
+    def __init__(self, context_features: int, emb_features: int, num_heads: int, *,
+                 rngs: nnx.Rngs):
+        self.pool = AttentionPool(context_features, num_heads, rngs=rngs)
+        self.proj = named_axes(nnx.Linear(context_features, emb_features,
+                                          kernel_init=nnx.initializers.zeros_init(), rngs=rngs),
+                               "embed", "mlp")
+        as_temporal(self)
+
+    def __call__(self, context, context_mask):
+        """context: (B, L, Cc); context_mask: (B, L) -> (B, emb_features)."""
+        return self.proj(self.pool(context, context_mask))
 
 
 class TemporalPositionBias(nnx.Module):

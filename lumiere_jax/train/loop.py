@@ -16,6 +16,7 @@ from flax import nnx
 from jax.experimental import multihost_utils
 
 from lumiere_jax.data import pipeline, tfds_shapes
+from lumiere_jax.eval.in_training import evaluate_weights
 from lumiere_jax.models.build import build_model, trainable_filter
 from lumiere_jax.models.io import restore_params, save_exported
 from lumiere_jax import settings as S
@@ -95,7 +96,7 @@ def make_train_iterator(data: S.DataSettings, text_length: int, seed: int,
 
 def check_data_fits_model(data: S.DataSettings, model, time_shards: int = 1) -> None:
     """Video models need whole clips of a length their temporal strides (and time shards) divide."""
-    if hasattr(model, "check_frame_count"):
+    if model.is_video:
         if data.mode != "clips":
             raise S.ConfigError("A video model trains on whole clips: set config.data.mode='clips'.")
         model.check_frame_count(data.num_frames, time_shards)
@@ -179,12 +180,17 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> str:
     timer = M.StepTimer(start, total)
     examples_per_step = run.data.batch_size * jax.process_count()
     interval_start = (start, time.perf_counter())
+    evaluating = run.log.eval_every_steps > 0
+    train_seconds = 0.0  # wall time of the training steps alone (no evaluation, no first compile)
     for step in range(start, total):
+        step_start = time.perf_counter()
         batch = next(iterator)
         state, step_metrics = train_step(state, {"frames": batch["frames"], "tokens": batch["tokens"]})
         done = step + 1
         step_metrics = jax.device_get(step_metrics)
         check_finite(done, step_metrics)
+        if done > start + 1:
+            train_seconds += time.perf_counter() - step_start
         timer.tick(done)
         if done % run.log.every_steps == 0 or done == total:
             now = time.perf_counter()
@@ -194,6 +200,16 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> str:
             writer.write(done, record)
             interval_start = (done, now)
             print(M.progress_line(done, total, record, timer), flush=True)
+        if evaluating and (done % run.log.eval_every_steps == 0 or done == total):
+            scores = evaluate_weights(graphdef, state.ema_params, state.frozen, run,
+                                      num=run.log.eval_num, steps=run.log.eval_steps,
+                                      batch=run.log.eval_batch)
+            scores["train_minutes"] = train_seconds / 60.0
+            writer.write(done, scores)
+            print(f"eval at step {done}: " + ", ".join(
+                f"{name[5:]} {value:.3f}" for name, value in scores.items()
+                if name.startswith("eval_") and name != "eval_seconds"), flush=True)
+            interval_start = (interval_start[0], interval_start[1] + scores["eval_seconds"])
         checkpoints.save(done, state, iterator, metadata, force=(done == total))
     checkpoints.close()
 

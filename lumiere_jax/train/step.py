@@ -57,8 +57,7 @@ def make_train_step(graphdef: nnx.GraphDef, diffusion_settings: DiffusionSetting
                                           diffusion_settings.cond_drop_prob)
         cond = model.encode_text(tokens)
         x0 = frames_to_model_range(batch["frames"])
-        if hasattr(model, "condition_on"):  # super-resolution: the low-res clip from the clean one
-            cond = model.condition_on(cond, x0)
+        cond = model.condition_on(cond, x0)  # e.g. super-resolution: the low-res clip
         losses, _ = diffusion.diffusion_loss(
             lambda x_t, t: model.denoise(x_t, t, cond), x0, noise_rng,
             diffusion_settings.noise_schedule(), diffusion_settings.prediction,
