@@ -23,9 +23,10 @@ def get_config(arg=None):
     )
     config.data = dict(num_captions=200_000, batch_size=128, noise_density=0.25,
                        mean_span_length=2.0, seed=0)
-    config.optim = dict(learning_rate=1e-3, warmup_steps=100, total_steps=1000,
+    config.objective = dict(span_weight=1.0, paraphrase_weight=1.0, temperature=0.1)
+    config.optim = dict(learning_rate=1e-3, warmup_steps=60, total_steps=600,
                         end_lr_fraction=0.05, weight_decay=0.0, b1=0.9, b2=0.99, clip_norm=1.0,
-                        ema_decay=0.999)
+                        ema_decay=0.99)
     config.checkpoint = dict(every_steps=500, max_to_keep=2, init_from="")
     config.log = dict(every_steps=100)
     config.probe = dict(num_train=4096, num_validation=1024, steps=500)

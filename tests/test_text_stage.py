@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 
 from configs import t2i_shapes, t5_shapes
-from lumiere_jax.data import text_corpus
+from lumiere_jax.data import shapes, text_corpus
 from lumiere_jax.models import io, tokenizer
 from lumiere_jax.models.build import build_model
 from lumiere_jax.models.t5 import DecoderConfig, T5Pretrainer
@@ -113,6 +113,7 @@ def test_text_stage_trains_and_exports_only_the_encoder(tiny_text_export):
     metrics = [json.loads(line) for line in open(os.path.join(export, "..", "metrics.jsonl"))]
     losses = [m["loss"] for m in metrics if "loss" in m]
     assert losses[-1] < losses[0]
+    assert {"span_loss", "paraphrase_loss", "token_accuracy"} <= set(metrics[0])
     probe = json.load(open(os.path.join(export, "probe.json")))
     assert set(probe) == {"shape", "colour", "size", "background", "motion", "speed"}
     exported = io.read_exported_config(export)
@@ -169,3 +170,22 @@ def test_text_config_errors_name_the_key():
     config.model.decoder.num_layers = 0
     with pytest.raises(ConfigError, match="num_layers"):
         text_loop.parse_text_config(config)
+
+
+def test_paraphrases_name_the_same_attributes_in_other_words():
+    batch = next(text_corpus.make_text_iterator(num_captions=64, batch_size=32, seed=1,
+                                                input_length=32, target_length=24))
+    differ = 0
+    for anchor, positive in zip(batch["anchor"], batch["positive"]):
+        anchor, positive = tokenizer.detokenize(anchor), tokenizer.detokenize(positive)
+        assert shapes.parse_caption(anchor) == shapes.parse_caption(positive)
+        differ += anchor != positive
+    assert differ >= 28  # the canonical fallback may rarely repeat a caption
+
+
+def test_paraphrase_loss_prefers_matching_rows():
+    embeddings = jax.random.normal(jax.random.key(0), (8, 16))
+    embeddings = embeddings / jnp.linalg.norm(embeddings, axis=-1, keepdims=True)
+    matched, accuracy = text_loop.paraphrase_loss(embeddings, embeddings, 0.1)
+    shuffled, _ = text_loop.paraphrase_loss(embeddings, embeddings[::-1], 0.1)
+    assert float(accuracy) == 1.0 and float(matched) < float(shuffled)

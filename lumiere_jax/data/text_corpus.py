@@ -1,17 +1,25 @@
-"""Caption corpus for text pretraining: shapes-world captions, span-corrupted as in T5.
+"""Caption corpus for text pretraining: shapes-world captions, span-corrupted as in T5, with a
+paraphrase of each.
 
 The corpus is the captions of the training split (all wordings and synonyms, no frames). Each
 example is corrupted with T5's span corruption: a `noise_density` fraction of the tokens, in
 spans of mean length `mean_span_length`, is cut out; the input keeps the rest with one sentinel
 per cut span, the target lists each sentinel followed by the tokens it replaced, then EOS.
+
+Each example also carries the clean caption (`anchor`) and a paraphrase (`positive`): another
+wording of the same clip that names the same attributes. In this world the attributes are drawn
+independently, so no word helps to predict another, and span corruption alone never asks the
+encoder to tell one colour (or shape) from another; matching paraphrases does.
 """
 from __future__ import annotations
+
+import warnings
 
 import grain
 import jax
 import numpy as np
 
-from lumiere_jax.data import tfds_shapes
+from lumiere_jax.data import shapes, tfds_shapes
 from lumiere_jax.models import tokenizer
 
 
@@ -80,7 +88,26 @@ class _CorruptCaption:
         if mask.sum() and np.count_nonzero(mask[1:] & ~mask[:-1]) + mask[0] > self.num_sentinels:
             raise ValueError(f"More spans than the {self.num_sentinels} sentinels.")
         inputs, targets = span_corrupt(ids, mask, self.input_length, self.target_length)
-        return {"inputs": inputs, "targets": targets}
+        return {"inputs": inputs, "targets": targets,
+                "anchor": self._tokens(caption),
+                "positive": self._tokens(paraphrase(int(caption_index), caption, rng))}
+
+    def _tokens(self, caption: str) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # over-long captions are cut, as in the image data
+            return tokenizer.tokenize(caption, self.input_length)
+
+
+def paraphrase(caption_index: int, caption: str, rng: np.random.Generator, tries: int = 16) -> str:
+    """Another wording of training caption `caption_index` that names the same attributes (the
+    caption itself if `tries` draws find none)."""
+    spec = shapes.spec_for_seed(tfds_shapes.example_seed("train", caption_index), "train")
+    named = set(shapes.parse_caption(caption))
+    for _ in range(tries):
+        other = shapes.make_caption(spec, rng)
+        if other != caption and set(shapes.parse_caption(other)) == named:
+            return other
+    return caption
 
 
 def make_text_iterator(*, num_captions: int, batch_size: int, seed: int, input_length: int,
@@ -89,7 +116,8 @@ def make_text_iterator(*, num_captions: int, batch_size: int, seed: int, input_l
                        process_index: int | None = None,
                        process_count: int | None = None) -> grain.DatasetIterator:
     """A checkpointable iterator of span-corrupted caption batches (`inputs` (B, L) and
-    `targets` (B, Lt), int32) over this process's share of the first `num_captions` captions."""
+    `targets` (B, Lt), int32), with the clean captions and paraphrases (`anchor`, `positive`,
+    (B, L)), over this process's share of the first `num_captions` captions."""
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
     if not 0.0 < noise_density < 1.0 or mean_span_length < 1.0:

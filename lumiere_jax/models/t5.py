@@ -1,8 +1,11 @@
-"""T5-style text pretraining: the text encoder plus a small decoder, trained with span corruption.
+"""T5-style text pretraining: the text encoder plus a small decoder, trained with span corruption
+and paraphrase matching.
 
 Only the encoder is kept: exported, then frozen inside every text-to-image and video model. The
-decoder reads the encoder's features through cross-attention and writes the masked-out spans,
-so every word of a caption (motion and speed words too) must be encoded before any image is seen.
+decoder reads the encoder's features through cross-attention and writes the masked-out spans;
+a contrastive head matches each caption with a paraphrase of it against the rest of the batch.
+So every word of a caption (motion and speed words too) is encoded before any image is seen, and
+synonyms ("ball", "circle") land together.
 
 Sentinels (the placeholders of masked spans) get ids from `tokenizer.VOCAB_SIZE` on, embedded by
 a table of this model's own, so the encoder's vocabulary (what the image models read) is
@@ -80,6 +83,16 @@ class T5Pretrainer(nnx.Module):
         self.decoder_norm = named_axes(nnx.RMSNorm(width, rngs=rngs), "norm")
         self.lm_head = named_axes(nnx.Linear(width, decoder_config.output_vocab, use_bias=False,
                                              rngs=rngs), "embed", "vocab")
+        self.paraphrase_head = named_axes(nnx.Linear(width, width, rngs=rngs), "embed", "mlp")
+
+    def sentence_embedding(self, tokens):
+        """Unit-norm embedding (B, width) of clean captions: the masked mean of the encoder's
+        features through a projection (discarded with the decoder), for paraphrase matching."""
+        features, mask = self.text_encoder(tokens)
+        weights = mask[..., None].astype(features.dtype)
+        pooled = jnp.sum(features * weights, 1) / jnp.maximum(jnp.sum(weights, 1), 1.0)
+        projected = self.paraphrase_head(pooled)
+        return projected / jnp.linalg.norm(projected, axis=-1, keepdims=True).clip(1e-6)
 
     def encode(self, inputs):
         """Corrupted ids (B, L) (sentinels >= VOCAB_SIZE) -> (features (B, L, C), mask (B, L))."""

@@ -1,4 +1,5 @@
-"""The text stage: pretrain the T5-style encoder on captions with span corruption, export it.
+"""The text stage: pretrain the T5-style encoder on captions (span corruption + paraphrase
+matching, see `models.t5`), export it.
 
 `python -m lumiere_jax.main --config configs/t5_shapes.py --workdir W` runs it (the entry point
 dispatches on `config.model.kind == "t5"`). The export (`W/export`) holds only the encoder's
@@ -33,7 +34,21 @@ from lumiere_jax.train.loop import check_finite
 from lumiere_jax.train.state import create_train_state, learning_rate_schedule, make_optimizer
 from lumiere_jax.train.step import ema_decay_at
 
-SECTIONS = ("model", "data", "optim", "checkpoint", "log", "probe", "seed")
+SECTIONS = ("model", "data", "objective", "optim", "checkpoint", "log", "probe", "seed")
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectiveSettings:
+    """loss = span_weight * span cross-entropy + paraphrase_weight * paraphrase InfoNCE (each
+    caption against the batch's paraphrases at `temperature`, both directions)."""
+    span_weight: float = 1.0
+    paraphrase_weight: float = 1.0
+    temperature: float = 0.1
+
+    def __post_init__(self):
+        if self.span_weight < 0 or self.paraphrase_weight < 0 or \
+                self.span_weight + self.paraphrase_weight == 0 or self.temperature <= 0:
+            raise ValueError(f"need weights >= 0 (not both 0) and temperature > 0, got {self}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +74,7 @@ class TextRunSettings:
     text_encoder: TextEncoderConfig
     decoder: DecoderConfig
     data: TextDataSettings
+    objective: ObjectiveSettings
     optim: S.OptimSettings
     checkpoint: S.CheckpointSettings
     log: S.LogSettings
@@ -79,7 +95,8 @@ def parse_text_config(config: ml_collections.ConfigDict) -> TextRunSettings:
         text_encoder=S.from_config(TextEncoderConfig, model.get("text_encoder", {}),
                                    "model.text_encoder"),
         decoder=S.from_config(DecoderConfig, model.get("decoder", {}), "model.decoder"),
-        data=section(TextDataSettings, "data"), optim=section(S.OptimSettings, "optim"),
+        data=section(TextDataSettings, "data"), objective=section(ObjectiveSettings, "objective"),
+        optim=section(S.OptimSettings, "optim"),
         checkpoint=section(S.CheckpointSettings, "checkpoint"), log=section(S.LogSettings, "log"),
         probe=section(ProbeSettings, "probe"), seed=int(config.get("seed", 0)))
 
@@ -89,8 +106,19 @@ def decoder_inputs(targets):
     return jnp.pad(targets[:, :-1], ((0, 0), (1, 0)), constant_values=tokenizer.PAD_ID)
 
 
-def make_text_train_step(graphdef, optim: S.OptimSettings, optimizer):
-    """train_step(state, batch) -> (state, metrics): cross-entropy of the target spans."""
+def paraphrase_loss(anchor, positive, temperature: float):
+    """Symmetric InfoNCE of unit embeddings (B, C): row i of each matches row i of the other.
+    Returns (loss, top-1 accuracy of the match)."""
+    logits = anchor @ positive.T / temperature
+    labels = jnp.arange(anchor.shape[0])
+    loss = 0.5 * (optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+                  + optax.softmax_cross_entropy_with_integer_labels(logits.T, labels).mean())
+    return loss, jnp.mean(jnp.argmax(logits, -1) == labels)
+
+
+def make_text_train_step(graphdef, objective: ObjectiveSettings, optim: S.OptimSettings,
+                         optimizer):
+    """train_step(state, batch) -> (state, metrics): span cross-entropy plus paraphrase InfoNCE."""
 
     def loss_fn(params, frozen, batch):
         model = nnx.merge(graphdef, params, frozen)
@@ -99,16 +127,22 @@ def make_text_train_step(graphdef, optim: S.OptimSettings, optimizer):
         losses = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"])
         correct = (jnp.argmax(logits, -1) == batch["targets"]).astype(jnp.float32)
         total = jnp.sum(weights)
-        return jnp.sum(losses * weights) / total, jnp.sum(correct * weights) / total
+        span = jnp.sum(losses * weights) / total
+        matching, match_accuracy = paraphrase_loss(model.sentence_embedding(batch["anchor"]),
+                                                   model.sentence_embedding(batch["positive"]),
+                                                   objective.temperature)
+        loss = objective.span_weight * span + objective.paraphrase_weight * matching
+        return loss, {"span_loss": span, "token_accuracy": jnp.sum(correct * weights) / total,
+                      "paraphrase_loss": matching, "paraphrase_accuracy": match_accuracy}
 
     def train_step(state, batch):
-        (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, state.frozen, batch)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         decay = ema_decay_at(state.step, optim.ema_decay)
         ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, params)
-        metrics = {"loss": loss, "token_accuracy": accuracy, "grad_norm": optax.global_norm(grads)}
+        metrics = {"loss": loss, **parts, "grad_norm": optax.global_norm(grads)}
         return state.replace(step=state.step + 1, params=params, ema_params=ema,
                              opt_state=opt_state), metrics
 
@@ -123,7 +157,8 @@ def setup_text(config: ml_collections.ConfigDict):
     model = T5Pretrainer(run.text_encoder, run.decoder, rngs=nnx.Rngs(run.seed))
     optimizer = make_optimizer(run.optim)
     graphdef, state = create_train_state(model, optimizer, run.seed, nnx.Param)
-    step = jax.jit(make_text_train_step(graphdef, run.optim, optimizer), donate_argnums=(0,))
+    step = jax.jit(make_text_train_step(graphdef, run.objective, run.optim, optimizer),
+                   donate_argnums=(0,))
     iterator = make_text_iterator(
         num_captions=run.data.num_captions, batch_size=run.data.batch_size,
         seed=run.data.seed + run.seed, input_length=run.text_encoder.max_length,
