@@ -37,7 +37,10 @@ def ssr():
 def test_config_builds_a_six_channel_unet(ssr):
     assert isinstance(ssr, SuperResolution)
     assert ssr.video.spatial.unet.conv_in.kernel.shape[-2] == 6
-    assert trainable_filter(ssr) is nnx.Param
+    trained = jax.tree_util.tree_leaves_with_path(nnx.state(ssr, trainable_filter(ssr)))
+    paths = [jax.tree_util.keystr(path) for path, _ in trained]
+    assert any("'unet'" in p for p in paths) and any("temporal" in p for p in paths)
+    assert not any("text_encoder" in p for p in paths)  # pretrained and frozen
 
 
 def test_output_depends_on_the_low_res_clip(ssr):

@@ -1,0 +1,91 @@
+"""The shipped models do what the prompt says: checks on the committed weights themselves."""
+import dataclasses
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lumiere_jax import diffusion
+from lumiere_jax.data import shapes, tfds_shapes
+from lumiere_jax.eval import shapes_evaluator, text_probe
+from lumiere_jax.models import io, tokenizer
+from lumiere_jax.models.text_encoder import TextEncoder, TextEncoderConfig, load_text_encoder
+from lumiere_jax.pipeline import WEIGHTS_DIR, LumierePipeline
+from lumiere_jax.settings import DiffusionSettings, from_config
+from lumiere_jax.train.step import frames_to_model_range
+from flax import nnx
+
+TEXT_ENCODER = os.path.join(WEIGHTS_DIR, "t5_shapes")
+T2I = os.path.join(WEIGHTS_DIR, "t2i_shapes")
+
+
+@pytest.fixture(scope="module")
+def shipped_text_encoder():
+    config = io.read_exported_config(TEXT_ENCODER)
+    encoder = TextEncoder(TextEncoderConfig(**config.model.text_encoder.to_dict()),
+                          rngs=nnx.Rngs(0))
+    load_text_encoder(encoder, TEXT_ENCODER)
+    return encoder
+
+
+def test_shipped_text_encoder_reads_every_attribute(shipped_text_encoder):
+    scores = text_probe.probe_text_encoder(shipped_text_encoder, num_train=2048,
+                                           num_validation=512, steps=300)
+    assert set(scores) == set(text_probe.ATTRIBUTES)
+    assert min(scores.values()) >= 0.95, scores
+    card = json.load(open(os.path.join(TEXT_ENCODER, "probe.json")))
+    assert min(card.values()) >= 0.95
+
+
+def validation_specs(num: int):
+    return [shapes.spec_for_seed(tfds_shapes.example_seed("validation", i), "validation")
+            for i in range(num)]
+
+
+def per_example_losses(pipeline, clean, captions, seed: int = 0):
+    """v-prediction loss of each clean image/clip for its caption, at mid noise (fixed t, noise)."""
+    model = pipeline.model
+    settings = pipeline.diffusion
+    schedule = settings.noise_schedule()
+    x0 = frames_to_model_range(jnp.asarray(clean))
+    t = jnp.linspace(0.35, 0.65, x0.shape[0])
+    eps = jax.random.normal(jax.random.key(seed), x0.shape)
+    alpha, sigma = schedule.alpha_sigma(t)
+    x_t = diffusion.per_example(alpha, x0) * x0 + diffusion.per_example(sigma, x0) * eps
+    target = diffusion.from_x0_eps(x0, eps, alpha, sigma, settings.prediction)
+    cond = model.encode_text(jnp.asarray(pipeline.tokenize(captions)))
+    out = nnx.jit(lambda m, x, tt, c: m.denoise(x, tt, c))(model, x_t, t, cond)
+    return np.asarray(jnp.mean((out - target) ** 2, axis=tuple(range(1, x0.ndim))))
+
+
+@pytest.fixture(scope="module")
+def shipped_t2i():
+    return LumierePipeline.from_checkpoint(T2I)
+
+
+def test_shipped_t2i_loss_is_lower_with_the_true_shape_word(shipped_t2i):
+    specs = validation_specs(64)
+    frames = np.stack([shapes.render_frame(spec, 0, shipped_t2i.resolution) for spec in specs])
+    true = per_example_losses(shipped_t2i, frames, [shapes.canonical_caption(s) for s in specs])
+    others = [dataclasses.replace(s, shape=shapes.SHAPES[(shapes.SHAPES.index(s.shape) + 2) % 4])
+              for s in specs]
+    swapped = per_example_losses(shipped_t2i, frames, [shapes.canonical_caption(s) for s in others])
+    assert true.mean() < 0.9 * swapped.mean(), (true.mean(), swapped.mean())
+    assert np.mean(true < swapped) >= 0.75
+
+
+def test_shipped_t2i_draws_the_colours_it_is_asked_for(shipped_t2i):
+    prompts = [f"a large {colour} {shape} on a {background} background"
+               for colour, shape, background in zip(
+                   ("red", "green", "blue", "yellow", "magenta", "cyan", "red", "blue"),
+                   ("circle", "square", "triangle", "star", "square", "circle", "star", "square"),
+                   ("black", "white", "black", "black", "white", "black", "white", "black"))]
+    images = shipped_t2i.sample(prompts, seed=0, steps=12)
+    readings = [shapes_evaluator.read_frame(image) for image in images]
+    asked = [shapes.parse_caption(p) for p in prompts]
+    colours = sum(r.colour == a["colour"] for r, a in zip(readings, asked))
+    backgrounds = sum(r.background == a["background"] for r, a in zip(readings, asked))
+    assert colours >= 7 and backgrounds >= 7, (colours, backgrounds)
