@@ -6,9 +6,10 @@ as T5-XL (2048 wide, 24 layers). Temporal layers as in configs/stunet_shapes.py:
 blocks at levels 0-2, 2 stacked temporal attention blocks at the coarsest level, temporal
 down/upsampling after every spatial one (80 -> 40 -> 20 -> 10 frames at 16x16).
 
-Parameters: 4,037,842,211 in all (counted with nnx.eval_shape over build_model; checked by
+Parameters: 4,058,819,875 in all (counted with nnx.eval_shape over build_model; checked by
 tests/test_launch.py): U-Net 2,201,041,411 and text encoder 1,007,787,008, frozen (the T2I
-backbone); temporal layers 829,013,792, trained.
+backbone); temporal layers 849,991,456, trained (20,977,664 of them the temporal layers' own
+text pool; docs/scaling.md's plans were compiled before it was added).
 
 The backbone is trained separately (a t2i run at this width) and named with
 --config.model.backbone=DIR; "" starts from random weights. Shard with the mesh section, e.g.
