@@ -12,7 +12,7 @@ from lumiere_jax.models import io
 from lumiere_jax.models.build import build_model
 from lumiere_jax.models.stunet import STUNet, STUNetConfig
 from lumiere_jax.models.t2i import TextToImage
-from lumiere_jax.models.text_encoder import TextEncoderConfig
+from lumiere_jax.models.text_encoder import TextEncoderConfig, TextParam
 from lumiere_jax.models.unet2d import UNet2D, UNetConfig
 from lumiere_jax.nn.temporal import TemporalDownsample, TemporalParam, TemporalUpsample
 from lumiere_jax.settings import ConfigError
@@ -127,7 +127,8 @@ def test_frame_counts_the_strides_cannot_divide_are_refused(stunet, cond, frames
 
 def test_temporal_and_spatial_parameter_types(stunet):
     for path, variable in nnx.to_flat_state(nnx.state(stunet)):
-        expected = nnx.Param if path[0] == "spatial" else TemporalParam
+        expected = (TextParam if path[:2] == ("spatial", "text_encoder")
+                    else nnx.Param if path[0] == "spatial" else TemporalParam)
         assert type(variable) is expected, path
     spatial = nnx.state(stunet.spatial, nnx.Param)
     assert jax.tree.structure(spatial) == jax.tree.structure(
@@ -149,6 +150,7 @@ def test_temporal_gradients_reach_every_temporal_layer_and_mix_frames(stunet, co
     for path, grad in nnx.to_flat_state(grads):
         assert path[0] != "spatial"
         groups[path[:2]] = groups.get(path[:2], 0.0) + float(jnp.sum(jnp.abs(grad[...])))
+    assert groups.pop(("temporal_text", "pool")) > 0 and groups.pop(("temporal_text", "proj")) > 0
     assert len(groups) == len(model.sites)  # with temporal resampling at every level, every site
     assert all(total > 0 for total in groups.values()), groups
 
