@@ -42,11 +42,12 @@ def get_config(arg=None):
         text_encoder=dict(width=128, num_layers=3, num_heads=4, mlp_ratio=2, max_length=32),
         text_checkpoint=SHIPPED_TEXT_ENCODER if variant == "base" else "",
         unet=dict(resolution=32, base_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1,
-                  attention_resolutions=(16, 8), num_heads=4, context_features=128),
+                  attention_resolutions=(16, 8), num_heads=4, context_features=128,
+                  patch_size=1),
     )
     # Log-SNR shifted by resolution (simple diffusion's rule): +1.386 at 32 px.
     config.diffusion = dict(schedule="cosine", schedule_shift=resolution_shift(32), prediction="v",
-                            cond_drop_prob=0.1)
+                            loss_weighting="none", min_snr_gamma=5.0, cond_drop_prob=0.1)
     config.data = dict(resolution=32, num_frames=16, num_train=20000, num_validation=512,
                        num_heldout=512, mode="frames", batch_size=32, data_dir="",
                        worker_count=0, seed=0)

@@ -49,7 +49,10 @@ def check_sections(config: Any, allowed: tuple[str, ...]) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class DiffusionSettings:
-    """Noise schedule, model output parameterisation and condition dropout for CFG.
+    """Noise schedule, model output parameterisation, loss weighting and condition dropout for CFG.
+
+    `loss_weighting` "min_snr" weights each example's loss by Min-SNR-gamma (`min_snr_gamma`);
+    "none" is the plain MSE of the prediction.
 
     A `focus_fraction` of each batch draws t from U(focus_t_min, focus_t_max) instead of U(0, 1):
     more training on the noise levels where the samples go wrong (e.g. low noise, where edges are
@@ -59,6 +62,8 @@ class DiffusionSettings:
     schedule_shift: float = 0.0
     prediction: str = "v"
     cond_drop_prob: float = 0.1
+    loss_weighting: str = "none"
+    min_snr_gamma: float = 5.0
     focus_fraction: float = 0.0
     focus_t_min: float = 0.0
     focus_t_max: float = 0.15
@@ -69,11 +74,16 @@ class DiffusionSettings:
         return Schedule(self.schedule, float(self.schedule_shift))
 
     def __post_init__(self):
-        from lumiere_jax.diffusion import PREDICTION_KINDS, SCHEDULE_NAMES
+        from lumiere_jax.diffusion import SCHEDULE_NAMES
         if self.schedule not in SCHEDULE_NAMES:
             raise ValueError(f"schedule {self.schedule!r} is not one of {SCHEDULE_NAMES}")
         if self.prediction not in ("v", "eps"):
             raise ValueError(f"prediction {self.prediction!r} is not one of ('v', 'eps')")
+        from lumiere_jax.diffusion import LOSS_WEIGHTINGS
+        if self.loss_weighting not in LOSS_WEIGHTINGS:
+            raise ValueError(f"loss_weighting {self.loss_weighting!r} is not one of {LOSS_WEIGHTINGS}")
+        if not self.min_snr_gamma > 0:
+            raise ValueError(f"min_snr_gamma must be positive, got {self.min_snr_gamma}")
         if not 0.0 <= self.cond_drop_prob < 1.0:
             raise ValueError(f"cond_drop_prob must be in [0, 1), got {self.cond_drop_prob}")
         if not 0.0 <= self.focus_fraction <= 1.0:

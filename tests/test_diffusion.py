@@ -148,6 +148,39 @@ def test_loss_samples_t_per_example_and_low_discrepancy_spreads_it():
     np.testing.assert_allclose(np.diff(np.sort(aux["t"])), 1 / 8, atol=1e-6)
 
 
+@pytest.mark.parametrize("prediction", ["v", "eps"])
+def test_min_snr_weight_is_min_snr_gamma_times_the_x0_error(prediction):
+    """Weighted in its own space, the loss equals min(SNR, gamma) * |x0 - x0_hat|^2 for any output."""
+    x0 = jax.random.uniform(jax.random.key(1), IMAGE_SHAPE, minval=-1, maxval=1)
+    t = jnp.array([0.1, 0.5, 0.9])
+    schedule = diffusion.Schedule("cosine", 1.0)
+    wrong = lambda x_t, t: 0.3 * x_t + 0.1
+    loss, aux = diffusion.diffusion_loss(wrong, x0, jax.random.key(2), schedule, prediction, t=t)
+    log_snr = schedule.log_snr(t)
+    weighted = diffusion.loss_weight(log_snr, prediction, "min_snr", gamma=5.0) * loss
+    alpha, sigma = schedule.alpha_sigma(t)
+    x0_hat, _ = diffusion.to_x0_eps(aux["output"], aux["x_t"], alpha, sigma, prediction)
+    x0_error = jnp.mean(jnp.square(x0_hat - x0), axis=(1, 2, 3))
+    np.testing.assert_allclose(weighted, jnp.minimum(jnp.exp(log_snr), 5.0) * x0_error, rtol=1e-4)
+    np.testing.assert_array_equal(diffusion.loss_weight(log_snr, prediction), 1.0)
+    with pytest.raises(ValueError, match="min_snr"):
+        diffusion.loss_weight(log_snr, prediction, "snr")
+
+
+def test_denoising_profile_scores_an_oracle_zero_and_doing_nothing_sigma2_over_alpha2():
+    from lumiere_jax.eval.denoising import x0_error_by_log_snr
+    x0 = jax.random.uniform(jax.random.key(1), IMAGE_SHAPE, minval=-1, maxval=1)
+    schedule = diffusion.Schedule("cosine", 1.39)
+    oracle = exact_denoiser(lambda x_t, a, s: x0, schedule, "v")
+    table = x0_error_by_log_snr(oracle, x0, schedule, "v", log_snrs=(-2.0, 0.0, 4.0))
+    for log_snr, row in table.items():
+        assert row["model"] < 1e-8
+        # x_t / alpha - x0 = eps / sqrt(SNR): its mean square is about exp(-log_snr).
+        np.testing.assert_allclose(row["identity"], math.exp(-log_snr), rtol=0.25)
+    idle = x0_error_by_log_snr(lambda x_t, t: jnp.zeros_like(x_t), x0, schedule, "v", (0.0,))
+    assert idle[0.0]["model"] > 0.05
+
+
 def test_loss_rejects_unknown_prediction():
     with pytest.raises(ValueError, match="'v'.*'eps'"):
         diffusion.diffusion_loss(lambda x, t: x, jnp.zeros(IMAGE_SHAPE), jax.random.key(0), "cosine", "score")

@@ -1,6 +1,7 @@
 """The T2I backbone: tokenizer, text encoder, U-Net walk and shapes, guidance with the real model."""
 import dataclasses
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,7 +12,7 @@ from lumiere_jax import diffusion
 from lumiere_jax.models import tokenizer
 from lumiere_jax.models.t2i import TextToImage
 from lumiere_jax.models.text_encoder import TextEncoder, TextEncoderConfig
-from lumiere_jax.models.unet2d import UNet2D, UNetConfig
+from lumiere_jax.models.unet2d import UNet2D, UNetConfig, from_patches, to_patches
 
 TEXT = TextEncoderConfig(width=32, num_layers=1, num_heads=2, max_length=48)
 
@@ -95,6 +96,7 @@ def test_text_encoder_distinguishes_prompts():
     small_unet(resolution=32, channel_mult=(1, 2, 2), num_res_blocks=2, attention_resolutions=(16, 8)),
     small_unet(resolution=24, channel_mult=(1, 1, 2, 2), attention_resolutions=(), out_channels=6,
                in_channels=7),
+    small_unet(resolution=32, patch_size=2, in_channels=6),
 ])
 def test_unet_output_shapes(config):
     unet = UNet2D(config, rngs=nnx.Rngs(0))
@@ -135,6 +137,34 @@ def test_walk_calls_hook_at_every_site_with_the_right_resolution():
     resolution = dict(seen)
     assert resolution["down.0.0"] == 32 and resolution["down.0.downsample"] == 16
     assert resolution["middle.0"] == 8 and resolution["up.1.upsample"] == 32
+
+
+def test_patch_stem_runs_the_walk_at_the_patched_side():
+    config = small_unet(resolution=32, channel_mult=(1, 2), attention_resolutions=(8,), patch_size=2)
+    assert config.level_resolutions == (16, 8)
+    unet = UNet2D(config, rngs=nnx.Rngs(0))
+    sides = {}
+    hook = lambda site, h: sides.setdefault(site, h.shape[1]) and h
+    jax.eval_shape(lambda: unet(jnp.zeros((1, 32, 32, 3)), jnp.zeros((1,)), jnp.zeros((1, 4, 32)),
+                                jnp.ones((1, 4), bool), hook=hook))
+    assert sides["down.0.0"] == 16 and sides["middle.0"] == 8
+    assert len(unet.up[-1].attention) == 0 and len(unet.middle.attention) == 2
+
+
+def test_patches_hold_neighbouring_pixels_and_round_trip():
+    x = jax.random.normal(jax.random.key(2), (2, 8, 6, 3))
+    cells = to_patches(x, 2)
+    chex.assert_shape(cells, (2, 4, 3, 12))
+    # Cell (1, 2) holds the 2x2 block at rows 2-3, columns 4-5, row-major, channels innermost.
+    np.testing.assert_array_equal(cells[:, 1, 2].reshape(2, 2, 2, 3), x[:, 2:4, 4:6])
+    np.testing.assert_array_equal(from_patches(cells, 2), x)
+    np.testing.assert_array_equal(to_patches(x, 1), x)
+
+
+@pytest.mark.parametrize("resolution, patch_size", [(12, 2), (16, 3)])
+def test_patch_size_the_resolution_cannot_hold_is_refused(resolution, patch_size):
+    with pytest.raises(ValueError, match="multiple of"):
+        small_unet(resolution=resolution, channel_mult=(1, 2, 2), patch_size=patch_size)
 
 
 def test_hook_output_is_used_by_the_walk(t2i):

@@ -86,8 +86,10 @@ def test_training_times_put_the_focus_fraction_in_its_window():
 @pytest.mark.parametrize("fields, message", [
     (dict(focus_fraction=1.5), "focus_fraction"),
     (dict(focus_t_min=0.5, focus_t_max=0.3), "focus_t_min < focus_t_max"),
+    (dict(loss_weighting="snr"), "loss_weighting 'snr' is not one of"),
+    (dict(min_snr_gamma=0.0), "min_snr_gamma must be positive"),
 ])
-def test_bad_focus_window_is_refused(fields, message):
+def test_bad_diffusion_settings_are_refused(fields, message):
     with pytest.raises(ValueError, match=message):
         DiffusionSettings(**fields)
 
@@ -165,8 +167,10 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, data_dir):
     time.sleep(0.5)
     saved = RunCheckpoints(str(tmp_path), every_steps=5, max_to_keep=2)
     last = saved.latest_step()
-    saved.close()
     assert last is not None and 10 <= last < 400
+    seconds_before = saved.restore_metadata(last)["train_seconds"]
+    saved.close()
+    assert seconds_before > 0
 
     process = run_main(tmp_path, data_dir, "--config.optim.total_steps=" + str(last + 10),
                        "--config.checkpoint.every_steps=5")
@@ -176,6 +180,10 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, data_dir):
     records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     assert records[-1]["step"] == last + 10
     assert os.path.isfile(tmp_path / "export" / "config.json")
+    saved = RunCheckpoints(str(tmp_path), every_steps=5, max_to_keep=2)
+    # The training clock runs on across legs instead of starting again from zero.
+    assert saved.restore_metadata(last + 10)["train_seconds"] > seconds_before
+    saved.close()
 
 
 def test_unknown_override_is_a_usage_error(tmp_path, data_dir):

@@ -1,6 +1,6 @@
 """Model-agnostic diffusion core: schedules, losses, guidance and samplers (images and videos)."""
 from lumiere_jax.diffusion.guidance import classifier_free_guidance, drop_condition
-from lumiere_jax.diffusion.losses import diffusion_loss, sample_times
+from lumiere_jax.diffusion.losses import LOSS_WEIGHTINGS, diffusion_loss, loss_weight, sample_times
 from lumiere_jax.diffusion.samplers import (
     SAMPLERS,
     SPACINGS,
@@ -32,6 +32,7 @@ from lumiere_jax.diffusion.schedules import (
 )
 
 __all__ = [
+    "LOSS_WEIGHTINGS",
     "LOG_SNR_MAX",
     "LOG_SNR_MIN",
     "PREDICTION_KINDS",
@@ -50,6 +51,7 @@ __all__ = [
     "eps_from_x0",
     "from_x0_eps",
     "get_schedule",
+    "loss_weight",
     "noise_to",
     "per_example",
     "sample",

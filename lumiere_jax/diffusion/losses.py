@@ -11,6 +11,26 @@ from lumiere_jax.diffusion.schedules import Schedule, check_prediction_kind, fro
 
 PredictFn = Callable[[jax.Array, jax.Array], jax.Array]
 
+LOSS_WEIGHTINGS = ("none", "min_snr")
+
+
+def loss_weight(log_snr: jax.Array, prediction: str, weighting: str = "none",
+                gamma: float = 5.0) -> jax.Array:
+    """Per-example weight of the `prediction`-space MSE.
+
+    "none": 1. "min_snr" (Min-SNR-gamma, Hang et al. 2023): the x0-space weight min(SNR, gamma),
+    expressed in the prediction's own space (v: / (SNR + 1); eps: / SNR; x0: as is), so the
+    easy low-noise examples stop dominating the gradient.
+    """
+    check_prediction_kind(prediction)
+    if weighting not in LOSS_WEIGHTINGS:
+        raise ValueError(f"Unknown loss weighting {weighting!r}; allowed: {LOSS_WEIGHTINGS}.")
+    if weighting == "none":
+        return jnp.ones_like(log_snr)
+    snr = jnp.exp(log_snr)
+    clipped = jnp.minimum(snr, gamma)
+    return {"v": clipped / (snr + 1.0), "eps": clipped / snr, "x0": clipped}[prediction]
+
 
 def sample_times(rng: jax.Array, batch_size: int, low_discrepancy: bool = False) -> jax.Array:
     """t ~ U(0, 1) of shape (B,); with low_discrepancy, one uniform shift of the grid i / B."""

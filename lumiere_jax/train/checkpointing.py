@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 import grain
+import jax
 import orbax.checkpoint as ocp
 
 ITEMS = ("state", "data", "metadata")
@@ -38,6 +39,17 @@ class RunCheckpoints:
             metadata=ocp.args.JsonRestore())
         restored = self.manager.restore(step, args=args)
         return restored.state, restored.metadata
+
+    def resume_latest(self, state, data_iterator):
+        """(state, step, metadata): the latest checkpoint's (the iterator restored in place), or
+        the given state, None and {} where the run has no checkpoint yet."""
+        latest = self.latest_step()
+        if latest is None:
+            return state, None, {}
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+        state, metadata = self.restore(latest, abstract, data_iterator)
+        print(f"Resuming from step {latest} ({self.directory}).", flush=True)
+        return state, latest, dict(metadata)
 
     def restore_metadata(self, step: int) -> dict:
         return self.manager.restore(step, args=ocp.args.Composite(

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 import os
 import time
@@ -10,7 +9,6 @@ import time
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 from jax.experimental import multihost_utils
@@ -160,13 +158,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> str:
     os.makedirs(workdir, exist_ok=True)
 
     checkpoints = RunCheckpoints(workdir, run.checkpoint.every_steps, run.checkpoint.max_to_keep)
-    latest = checkpoints.latest_step()
-    if latest is not None:
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-        state, _ = checkpoints.restore(latest, abstract, iterator)
-        logging.info("Resuming from %s at step %d.", checkpoints.directory, latest)
-        print(f"Resuming from step {latest} ({checkpoints.directory}).", flush=True)
-    elif run.checkpoint.init_from:
+    state, resumed, resumed_metadata = checkpoints.resume_latest(state, iterator)
+    if resumed is None and run.checkpoint.init_from:
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state.params)
         params = restore_params(run.checkpoint.init_from, abstract)
         state = state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params))
@@ -181,7 +174,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> str:
     examples_per_step = run.data.batch_size * jax.process_count()
     interval_start = (start, time.perf_counter())
     evaluating = run.log.eval_every_steps > 0
-    train_seconds = 0.0  # wall time of the training steps alone (no evaluation, no first compile)
+    # Wall time of the training steps alone (no evaluation, no first compile), over every leg.
+    train_seconds = float(resumed_metadata.get("train_seconds", 0.0))
     for step in range(start, total):
         step_start = time.perf_counter()
         batch = next(iterator)
@@ -210,6 +204,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> str:
                 f"{name[5:]} {value:.3f}" for name, value in scores.items()
                 if name.startswith("eval_") and name != "eval_seconds"), flush=True)
             interval_start = (interval_start[0], interval_start[1] + scores["eval_seconds"])
+        metadata["train_seconds"] = train_seconds
         checkpoints.save(done, state, iterator, metadata, force=(done == total))
     checkpoints.close()
 

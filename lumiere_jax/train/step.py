@@ -58,11 +58,15 @@ def make_train_step(graphdef: nnx.GraphDef, diffusion_settings: DiffusionSetting
         cond = model.encode_text(tokens)
         x0 = frames_to_model_range(batch["frames"])
         cond = model.condition_on(cond, x0)  # e.g. super-resolution: the low-res clip
+        schedule = diffusion_settings.noise_schedule()
+        t = training_times(time_rng, x0.shape[0], diffusion_settings)
         losses, _ = diffusion.diffusion_loss(
-            lambda x_t, t: model.denoise(x_t, t, cond), x0, noise_rng,
-            diffusion_settings.noise_schedule(), diffusion_settings.prediction,
-            t=training_times(time_rng, x0.shape[0], diffusion_settings))
-        return jnp.mean(losses)
+            lambda x_t, t: model.denoise(x_t, t, cond), x0, noise_rng, schedule,
+            diffusion_settings.prediction, t=t)
+        weights = diffusion.loss_weight(schedule.log_snr(t), diffusion_settings.prediction,
+                                        diffusion_settings.loss_weighting,
+                                        diffusion_settings.min_snr_gamma)
+        return jnp.mean(weights * losses)
 
     def train_step(state: TrainState, batch):
         rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)

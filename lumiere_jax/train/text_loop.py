@@ -18,7 +18,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
-import orbax.checkpoint as ocp
 from flax import nnx
 
 from lumiere_jax import settings as S
@@ -183,11 +182,7 @@ def train_text(config: ml_collections.ConfigDict, workdir: str) -> str:
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
     checkpoints = RunCheckpoints(workdir, run.checkpoint.every_steps, run.checkpoint.max_to_keep)
-    latest = checkpoints.latest_step()
-    if latest is not None:
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-        state, _ = checkpoints.restore(latest, abstract, iterator)
-        print(f"Resuming from step {latest} ({checkpoints.directory}).", flush=True)
+    state, _, _ = checkpoints.resume_latest(state, iterator)
     lr_schedule = learning_rate_schedule(run.optim)
     writer = M.MetricsWriter(workdir)
     metadata = {"config": config.to_dict(), "jax_version": jax.__version__}
