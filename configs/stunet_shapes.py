@@ -5,9 +5,8 @@ T2I) or `:variant=tiny` (random tiny backbone, 4-frame 16x16 clips; used by test
 """
 import os
 
-import ml_collections
-
 from configs import t2i_shapes
+from lumiere_jax.models.io import read_exported_config
 
 VARIANTS = ("base", "tiny")
 SHIPPED_T2I = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -16,12 +15,19 @@ SHIPPED_T2I = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 
 def get_config(arg=None):
     variant = t2i_shapes.parse_variant(arg, VARIANTS)
-    # The spatial sections must equal the backbone's, so they are taken from its config.
     config = t2i_shapes.get_config(f"variant={variant}")
+    spatial = config.model
+    if variant == "base":
+        # The frozen backbone fixes the spatial model and the noise schedule its time embedding
+        # was trained on, so both are read from the shipped T2I's own config.
+        backbone = read_exported_config(SHIPPED_T2I)
+        spatial = backbone.model
+        for key in ("schedule", "schedule_shift", "prediction"):
+            config.diffusion[key] = backbone.diffusion[key]
     config.model = dict(
         kind="stunet",
-        text_encoder=config.model.text_encoder.to_dict(),
-        unet=config.model.unet.to_dict(),
+        text_encoder=spatial.text_encoder.to_dict(),
+        unet=spatial.unet.to_dict(),
         temporal=dict(temporal_down_levels=None, temporal_attention_layers=2,
                       temporal_conv_kernel=3, num_heads=4, text_pool=True),
         backbone=SHIPPED_T2I if variant == "base" else "",

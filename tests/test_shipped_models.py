@@ -89,3 +89,20 @@ def test_shipped_t2i_draws_the_colours_it_is_asked_for(shipped_t2i):
     colours = sum(r.colour == a["colour"] for r, a in zip(readings, asked))
     backgrounds = sum(r.background == a["background"] for r, a in zip(readings, asked))
     assert colours >= 7 and backgrounds >= 7, (colours, backgrounds)
+
+
+def test_stunet_config_trains_on_the_shipped_backbone_with_its_schedule():
+    """The README's STUNet command builds on the shipped T2I: its spatial model and the noise
+    schedule its time embedding learnt come from the backbone, whatever t2i_shapes now says."""
+    from configs import stunet_shapes
+    from lumiere_jax.models.build import build_model
+    config = stunet_shapes.get_config()
+    backbone = io.read_exported_config(T2I)
+    for key in ("schedule", "schedule_shift", "prediction"):
+        assert config.diffusion[key] == backbone.diffusion[key]
+    model = build_model(config.model)
+    assert model.spatial.unet.config == from_config(
+        type(model.spatial.unet.config), backbone.model.unet.to_dict(), "unet")
+    loaded, _ = io.load_exported(T2I)
+    np.testing.assert_array_equal(model.spatial.unet.conv_in.kernel.value,
+                                  loaded.unet.conv_in.kernel.value)
