@@ -125,14 +125,17 @@ def test_save_restore_next_step_is_bit_identical(config, tmp_path):
     checkpoints = RunCheckpoints(str(tmp_path), every_steps=1, max_to_keep=2)
     checkpoints.save(3, state, iterator, {"note": "test"}, force=True)
     checkpoints.wait()
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)  # before the step donates it
     uninterrupted, _ = step(state, model_batch(next(iterator)))
     uninterrupted = jax.device_get(uninterrupted)
     checkpoints.close()
 
-    run, graphdef, fresh, step, fresh_iterator = make_trainer(config)
+    # As a restarted process would: a fresh iterator, the state restored into an abstract target
+    # (the compiled step is reused: compiling it again would only cost time).
+    fresh_iterator = loop.make_train_iterator(run.data, config.model.text_encoder.max_length,
+                                              run.seed)
     restarted = RunCheckpoints(str(tmp_path), every_steps=1, max_to_keep=2)
     assert restarted.latest_step() == 3
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, fresh)
     restored, metadata = restarted.restore(3, abstract, fresh_iterator)
     assert metadata == {"note": "test"}
     resumed, _ = step(restored, model_batch(next(fresh_iterator)))
