@@ -17,6 +17,7 @@ from flax import nnx
 
 from lumiere_jax.eval.denoising import DEFAULT_LOG_SNRS, validation_frames, x0_error_by_log_snr
 from lumiere_jax.pipeline import LumierePipeline
+from lumiere_jax.train.step import frames_to_model_range
 
 
 def markdown(table: dict) -> str:
@@ -40,7 +41,7 @@ def main(argv=None) -> int:
     model = nnx.merge(pipeline.graphdef, pipeline.state)
     cond = model.encode_text(jnp.asarray(pipeline.tokenize(captions)))
     predict = jax.jit(lambda x_t, t: model.denoise(x_t, t, cond))
-    table = x0_error_by_log_snr(predict, frames.astype("float32") / 127.5 - 1.0,
+    table = x0_error_by_log_snr(predict, frames_to_model_range(frames),
                                 pipeline.diffusion.noise_schedule(), pipeline.diffusion.prediction,
                                 DEFAULT_LOG_SNRS, args.seed)
     print(markdown(table))

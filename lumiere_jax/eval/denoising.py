@@ -11,7 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lumiere_jax.diffusion import Schedule, per_example, times_for_log_snr, to_x0_eps
+from lumiere_jax.data import shapes
+from lumiere_jax.diffusion import Schedule, noise_to, per_example, times_for_log_snr, to_x0_eps
+from lumiere_jax.eval.split_sampling import prompts_and_specs
 
 DEFAULT_LOG_SNRS = (-6.0, -4.0, -2.0, 0.0, 2.0, 4.0, 6.0, 8.0)
 
@@ -24,12 +26,11 @@ def x0_error_by_log_snr(predict: Callable, x0, schedule: Schedule, prediction: s
     predict(x_t, t) returns the model output of kind `prediction`; x0 is a clean batch in [-1, 1].
     """
     x0 = jnp.asarray(x0, jnp.float32)
-    eps = jax.random.normal(jax.random.key(seed), x0.shape)
     table = {}
     for log_snr in log_snrs:
         t = times_for_log_snr(schedule, jnp.full((x0.shape[0],), float(log_snr)))
         alpha, sigma = schedule.alpha_sigma(t)
-        x_t = per_example(alpha, x0) * x0 + per_example(sigma, x0) * eps
+        x_t = noise_to(x0, t, jax.random.key(seed), schedule)  # the same noise at every level
         estimate, _ = to_x0_eps(predict(x_t, t), x_t, alpha, sigma, prediction)
         table[float(log_snr)] = {
             "model": float(jnp.mean(jnp.square(estimate - x0))),
@@ -40,8 +41,5 @@ def x0_error_by_log_snr(predict: Callable, x0, schedule: Schedule, prediction: s
 
 def validation_frames(num: int, resolution: int, split: str = "validation"):
     """(uint8 first frames (num, H, W, 3), captions) of a shapes split, rendered directly."""
-    from lumiere_jax.data import shapes, tfds_shapes
-    pairs = [tfds_shapes.caption_for_seed(tfds_shapes.example_seed(split, i), split)
-             for i in range(num)]
-    frames = np.stack([shapes.render_frame(spec, 0, resolution) for _, spec in pairs])
-    return frames, [caption for caption, _ in pairs]
+    captions, specs = prompts_and_specs(split, num)
+    return np.stack([shapes.render_frame(spec, 0, resolution) for spec in specs]), captions
