@@ -51,8 +51,9 @@ def check_sections(config: Any, allowed: tuple[str, ...]) -> None:
 class DiffusionSettings:
     """Noise schedule, model output parameterisation, loss weighting and condition dropout for CFG.
 
-    `loss_weighting` "min_snr" weights each example's loss by Min-SNR-gamma (`min_snr_gamma`);
-    "none" is the plain MSE of the prediction.
+    `loss_weighting` "min_snr" weights each example's loss by Min-SNR-gamma (`min_snr_gamma`),
+    "clamped_snr" by its x0-space weight clip(SNR, 1, gamma); "none" is the plain MSE of the
+    prediction (see `diffusion.loss_weight`).
 
     A `focus_fraction` of each batch draws t from U(focus_t_min, focus_t_max) instead of U(0, 1):
     more training on the noise levels where the samples go wrong (e.g. low noise, where edges are

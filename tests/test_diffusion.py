@@ -149,19 +149,24 @@ def test_loss_samples_t_per_example_and_low_discrepancy_spreads_it():
 
 
 @pytest.mark.parametrize("prediction", ["v", "eps"])
-def test_min_snr_weight_is_min_snr_gamma_times_the_x0_error(prediction):
-    """Weighted in its own space, the loss equals min(SNR, gamma) * |x0 - x0_hat|^2 for any output."""
+@pytest.mark.parametrize("weighting, x0_weight", [
+    ("min_snr", lambda snr: jnp.minimum(snr, 5.0)),
+    ("clamped_snr", lambda snr: jnp.clip(snr, 1.0, 5.0)),
+])
+def test_snr_weights_are_their_x0_space_weight_times_the_x0_error(prediction, weighting, x0_weight):
+    """Weighted in its own space, the loss equals w(SNR) * |x0 - x0_hat|^2 for any output:
+    w = min(SNR, gamma) (Min-SNR) or clip(SNR, 1, gamma) (clamped)."""
     x0 = jax.random.uniform(jax.random.key(1), IMAGE_SHAPE, minval=-1, maxval=1)
-    t = jnp.array([0.1, 0.5, 0.9])
+    t = jnp.array([0.1, 0.5, 0.9])  # log-SNR 4.6, 1.0, -2.7: above log(5), between, below 0
     schedule = diffusion.Schedule("cosine", 1.0)
     wrong = lambda x_t, t: 0.3 * x_t + 0.1
     loss, aux = diffusion.diffusion_loss(wrong, x0, jax.random.key(2), schedule, prediction, t=t)
     log_snr = schedule.log_snr(t)
-    weighted = diffusion.loss_weight(log_snr, prediction, "min_snr", gamma=5.0) * loss
+    weighted = diffusion.loss_weight(log_snr, prediction, weighting, gamma=5.0) * loss
     alpha, sigma = schedule.alpha_sigma(t)
     x0_hat, _ = diffusion.to_x0_eps(aux["output"], aux["x_t"], alpha, sigma, prediction)
     x0_error = jnp.mean(jnp.square(x0_hat - x0), axis=(1, 2, 3))
-    np.testing.assert_allclose(weighted, jnp.minimum(jnp.exp(log_snr), 5.0) * x0_error, rtol=1e-4)
+    np.testing.assert_allclose(weighted, x0_weight(jnp.exp(log_snr)) * x0_error, rtol=1e-4)
     np.testing.assert_array_equal(diffusion.loss_weight(log_snr, prediction), 1.0)
     with pytest.raises(ValueError, match="min_snr"):
         diffusion.loss_weight(log_snr, prediction, "snr")

@@ -11,7 +11,7 @@ from lumiere_jax.diffusion.schedules import Schedule, check_prediction_kind, fro
 
 PredictFn = Callable[[jax.Array, jax.Array], jax.Array]
 
-LOSS_WEIGHTINGS = ("none", "min_snr")
+LOSS_WEIGHTINGS = ("none", "min_snr", "clamped_snr")
 
 
 def loss_weight(log_snr: jax.Array, prediction: str, weighting: str = "none",
@@ -20,7 +20,10 @@ def loss_weight(log_snr: jax.Array, prediction: str, weighting: str = "none",
 
     "none": 1. "min_snr" (Min-SNR-gamma, Hang et al. 2023): the x0-space weight min(SNR, gamma),
     expressed in the prediction's own space (v: / (SNR + 1); eps: / SNR; x0: as is), so the
-    easy low-noise examples stop dominating the gradient.
+    easy low-noise examples stop dominating the gradient. "clamped_snr": the x0-space weight
+    clip(SNR, 1, gamma), Min-SNR with the floor of the truncated-SNR weighting (Salimans & Ho
+    2022), so the high-noise examples that decide an image's layout keep the weight of a plain v
+    loss instead of fading out as SNR -> 0.
     """
     check_prediction_kind(prediction)
     if weighting not in LOSS_WEIGHTINGS:
@@ -29,6 +32,8 @@ def loss_weight(log_snr: jax.Array, prediction: str, weighting: str = "none",
         return jnp.ones_like(log_snr)
     snr = jnp.exp(log_snr)
     clipped = jnp.minimum(snr, gamma)
+    if weighting == "clamped_snr":
+        clipped = jnp.maximum(clipped, 1.0)
     return {"v": clipped / (snr + 1.0), "eps": clipped / snr, "x0": clipped}[prediction]
 
 
