@@ -17,13 +17,14 @@ Plan it on a TPU topology with launch/aot_compile.py, e.g.
   python -m launch.aot_compile --config configs/ssr_paper.py --topology v5p:2x2x4 \
       --mesh data=1,fsdp=16,time=1 --batch 16
 """
-from configs import stunet_paper, t2i_shapes
+from configs import stunet_paper
+from configs.common import parse_variant
 
 VARIANTS = ("base",)
 
 
 def get_config(arg=None):
-    t2i_shapes.parse_variant(arg, VARIANTS)  # refuses any other variant
+    parse_variant(arg, VARIANTS)  # refuses any other variant
     config = stunet_paper.get_config()
     config.model = dict(
         kind="ssr",

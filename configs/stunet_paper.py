@@ -16,13 +16,14 @@ The backbone is trained separately (a t2i run at this width) and named with
 --config.mesh.fsdp=8 --config.mesh.time=2 (time must divide the frames at every level).
 The shapes data at this size is ~4 MB a clip: point LUMIERE_DATA_DIR at a disk with room.
 """
-from configs import stunet_shapes, t2i_shapes
+from configs import stunet_shapes
+from configs.common import parse_variant
 
 VARIANTS = ("base",)
 
 
 def get_config(arg=None):
-    t2i_shapes.parse_variant(arg, VARIANTS)  # refuses any other variant
+    parse_variant(arg, VARIANTS)  # refuses any other variant
     config = stunet_shapes.get_config("variant=base")
     config.model.text_encoder.update(width=2048, num_layers=24, num_heads=32, mlp_ratio=2,
                                      max_length=128, num_buckets=32, max_distance=128)

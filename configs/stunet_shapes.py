@@ -3,18 +3,16 @@
 Variants: `--config configs/stunet_shapes.py` (16-frame 32x32 clips, backbone = the shipped
 T2I) or `:variant=tiny` (random tiny backbone, 4-frame 16x16 clips; used by tests).
 """
-import os
-
 from configs import t2i_shapes
-from lumiere_jax.models.io import read_exported_config
+from configs.common import parse_variant, shipped
+from lumiere_jax.checkpoints.exported import read_exported_config
 
 VARIANTS = ("base", "tiny")
-SHIPPED_T2I = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "lumiere_jax", "weights", "t2i_shapes")
+SHIPPED_T2I = shipped("t2i_shapes")
 
 
 def get_config(arg=None):
-    variant = t2i_shapes.parse_variant(arg, VARIANTS)
+    variant = parse_variant(arg, VARIANTS)
     config = t2i_shapes.get_config(f"variant={variant}")
     spatial = config.model
     if variant == "base":

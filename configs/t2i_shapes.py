@@ -3,32 +3,14 @@
 Variants: `--config configs/t2i_shapes.py` (the shipped 32x32 model) or
 `--config configs/t2i_shapes.py:variant=tiny` (16x16, seconds per step on CPU; used by tests).
 """
-import os
-
 import ml_collections
-from ml_collections.config_dict import placeholder
 
+from configs.common import parse_variant, shipped, unset_mesh_rules
 from lumiere_jax.diffusion.schedules import resolution_shift
 
-WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                       "lumiere_jax", "weights")
-SHIPPED_TEXT_ENCODER = os.path.join(WEIGHTS, "t5_shapes")
+SHIPPED_TEXT_ENCODER = shipped("t5_shapes")
 
 VARIANTS = ("base", "tiny")
-
-
-def parse_arg(arg):
-    """'variant=tiny,foo=bar' -> dict."""
-    pairs = [p for p in (arg or "").split(",") if p]
-    return dict(p.split("=", 1) for p in pairs)
-
-
-def parse_variant(arg, variants) -> str:
-    """The `variant=...` of a config arg (default "base"), refused unless in `variants`."""
-    variant = parse_arg(arg).get("variant", "base")
-    if variant not in variants:
-        raise ValueError(f"Unknown variant {variant!r}; allowed: {variants}.")
-    return variant
 
 
 def get_config(arg=None):
@@ -63,10 +45,7 @@ def get_config(arg=None):
     # = replicated; fsdp > 1 also splits every weight along its largest divisible dimension.
     config.mesh = dict(
         data=-1, fsdp=1, time=1,
-        rules=dict(embed=placeholder(str), mlp=placeholder(str), heads=placeholder(str),
-                   conv_in=placeholder(str), conv_out=placeholder(str),
-                   conv_window=placeholder(str), norm=placeholder(str), vocab=placeholder(str),
-                   position=placeholder(str)),
+        rules=unset_mesh_rules(),
     )
     config.checkpoint = dict(every_steps=500, max_to_keep=2, init_from="")
     config.log = dict(every_steps=50, eval_every_steps=500, eval_num=32, eval_steps=25,

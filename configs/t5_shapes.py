@@ -7,12 +7,13 @@ through it, frozen (`config.model.text_checkpoint`). `:variant=tiny` is the test
 import ml_collections
 
 from configs import t2i_shapes
+from configs.common import parse_variant
 
 VARIANTS = ("base", "tiny")
 
 
 def get_config(arg=None):
-    variant = t2i_shapes.parse_variant(arg, VARIANTS)
+    variant = parse_variant(arg, VARIANTS)
     config = ml_collections.ConfigDict()
     config.seed = 0
     # The encoder's sizes are the image models' `model.text_encoder`.

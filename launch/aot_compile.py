@@ -31,13 +31,15 @@ from flax import nnx
 from jax.experimental import topologies
 from ml_collections import config_flags
 
-from lumiere_jax.models.build import build_model, trainable_filter
+from lumiere_jax.models.build import build_model
+from lumiere_jax.names import DATA, FSDP, MESH_AXES, TIME
 from lumiere_jax.nn.frame_sharding import FrameSharding
 from lumiere_jax.parallel import batch as batching
-from lumiere_jax.parallel.mesh import AXES, make_mesh, mesh_shape
+from lumiere_jax.parallel.mesh import make_mesh, mesh_shape
 from lumiere_jax.parallel.partition import state_shardings
 from lumiere_jax.settings import ConfigError
-from lumiere_jax.train.loop import check_data_fits_model, parse_run_config
+from lumiere_jax.train.loop import check_data_fits_model
+from lumiere_jax.train.settings import parse_run_config
 from lumiere_jax.train.state import create_train_state, make_optimizer
 from lumiere_jax.train.step import jit_sharded_train_step, make_train_step
 
@@ -70,11 +72,11 @@ def parse_topology(name: str) -> tuple[str, int]:
 
 def parse_mesh(text: str) -> dict[str, int]:
     """'data=1,fsdp=16,time=4' -> sizes of the mesh axes (unnamed axes: 1, one may be -1)."""
-    sizes = {axis: 1 for axis in AXES}
+    sizes = {axis: 1 for axis in MESH_AXES}
     for item in filter(None, text.split(",")):
         axis, _, value = item.partition("=")
         if axis not in sizes or not re.fullmatch(r"-?\d+", value):
-            raise ValueError(f"Bad --mesh item {item!r}: use AXIS=SIZE with AXIS in {AXES}, "
+            raise ValueError(f"Bad --mesh item {item!r}: use AXIS=SIZE with AXIS in {MESH_AXES}, "
                              "e.g. data=1,fsdp=16,time=4.")
         sizes[axis] = int(value)
     return sizes
@@ -87,11 +89,11 @@ def abstract_train_state(config: ml_collections.ConfigDict, run, mesh):
     built = {}
 
     def build():
-        model = build_model(config.model, seed=run.seed)
-        check_data_fits_model(run.data, model, mesh.shape["time"])
-        graphdef, state = create_train_state(model, optimizer, run.seed, trainable_filter(model))
+        model = build_model(run.model, seed=run.seed)
+        check_data_fits_model(run.data, model, mesh.shape[TIME])
+        graphdef, state = create_train_state(model, optimizer, run.seed, model.trainable)
         built["single"] = graphdef
-        if mesh.shape["time"] > 1:
+        if mesh.shape[TIME] > 1:
             model.shard_frames(FrameSharding(mesh))
         built["sharded"] = nnx.graphdef(model)
         return state
@@ -147,7 +149,7 @@ def plan(config: ml_collections.ConfigDict, topology: str, mesh_sizes: dict[str,
     run = parse_run_config(config)
     sizes = mesh_shape(run.mesh, num_chips)
     batch_size = global_batch or run.data.batch_size
-    rows = sizes["data"] * sizes["fsdp"]
+    rows = sizes[DATA] * sizes[FSDP]
     if batch_size % rows:
         raise ConfigError(f"The global batch of {batch_size} must split over data x fsdp = "
                           f"{rows} chips: pass --batch with a multiple of {rows}.")
@@ -160,7 +162,7 @@ def plan(config: ml_collections.ConfigDict, topology: str, mesh_sizes: dict[str,
     batch_shardings = batching.train_batch_shardings(mesh, batch_size, run.data.mode == "clips")
     step = jit_sharded_train_step(make_train_step(graphdef, run.diffusion, run.optim, optimizer),
                                   mesh, shardings, batch_shardings)
-    text_length = config.model.text_encoder.max_length
+    text_length = run.model.text_encoder.max_length
     batch = abstract_batch(run, text_length, batch_size)
     model_flops = unpartitioned_flops(single_device_graphdef, state, optimizer, run, batch)
     result = {

@@ -7,6 +7,8 @@ import json
 import os
 import sys
 
+from lumiere_jax.names import TIME
+
 COLUMNS = ("plan", "topology", "mesh (data, fsdp, time)", "clip / chip", "per-chip GiB",
            "of which args", "of which temps", "fits HBM", "TFLOP / chip / step",
            "step s at peak", "MFU at peak")
@@ -14,7 +16,7 @@ COLUMNS = ("plan", "topology", "mesh (data, fsdp, time)", "clip / chip", "per-ch
 
 def row(name: str, result: dict) -> list[str]:
     mesh = result["mesh"]
-    time_shards = mesh["time"]
+    time_shards = mesh[TIME]
     return [
         name, f"{result['topology']} ({result['chips']} chips)",
         f"({mesh['data']}, {mesh['fsdp']}, {time_shards})",

@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from lumiere_jax.diffusion.pixels import frames_to_model_range
 from lumiere_jax.eval.denoising import DEFAULT_LOG_SNRS, validation_frames, x0_error_by_log_snr
 from lumiere_jax.pipeline import LumierePipeline
-from lumiere_jax.train.step import frames_to_model_range
 
 
 def markdown(table: dict) -> str:

@@ -7,8 +7,12 @@ import math
 import sys
 import time
 
-from lumiere_jax.models.io import CheckpointError
-from lumiere_jax.models.tokenizer import PromptError
+from lumiere_jax.checkpoints.exported import CheckpointError
+from lumiere_jax.data import video_io
+from lumiere_jax.eval.t2i_eval import evaluate_t2i
+from lumiere_jax.eval.video_eval import evaluate_video
+from lumiere_jax.pipeline import LumierePipeline
+from lumiere_jax.text.tokenizer import PromptError
 
 VIDEO_OUT = (".mp4", ".gif")
 
@@ -97,8 +101,6 @@ def _check_extension(name: str, path: str, allowed: tuple[str, ...]) -> None:
 
 def _load_pipeline(args):
     """The checkpoint's pipeline, refused if its kind (image/video) does not suit the command."""
-    from lumiere_jax.pipeline import LumierePipeline
-
     video, other_command = MODEL_KIND[args.command]
     pipeline = LumierePipeline.from_checkpoint(args.checkpoint, default="stunet" if video else "t2i")
     if pipeline.is_video != video:
@@ -124,8 +126,6 @@ def _sample_prompts(args, pipeline):
 
 def _viewing_grid(samples, args):
     """Upscaled samples tiled with a row per prompt (images stay images, clips stay clips)."""
-    from lumiere_jax.data import video_io
-
     return video_io.image_grid(video_io.upscale_nearest(samples, args.scale), columns=args.num)
 
 
@@ -136,8 +136,6 @@ def _check_grid_flags(args) -> None:
 
 
 def run_sample_image(args) -> None:
-    from lumiere_jax.data import video_io
-
     _check_grid_flags(args)
     _check_extension("out", args.out, (".png",))
     pipeline = _load_pipeline(args)
@@ -148,8 +146,6 @@ def run_sample_image(args) -> None:
 
 
 def run_sample(args) -> None:
-    from lumiere_jax.data import video_io
-
     _check_grid_flags(args)
     _check_positive("frames", args.frames)
     if not args.fps > 0:
@@ -191,14 +187,10 @@ def _run_evaluation(args, evaluate) -> None:
 
 
 def run_evaluate_t2i(args) -> None:
-    from lumiere_jax.eval.t2i_eval import evaluate_t2i
-
     _run_evaluation(args, evaluate_t2i)
 
 
 def run_evaluate_video(args) -> None:
-    from lumiere_jax.eval.video_eval import evaluate_video
-
     _run_evaluation(args, evaluate_video)
 
 

@@ -10,7 +10,10 @@ by hand, e.g. two CPU processes on one machine, add `--coordinator_address=local
 from absl import app, flags
 from ml_collections import config_flags
 
-from lumiere_jax.settings import ConfigError
+from lumiere_jax.parallel.multihost import initialize
+from lumiere_jax.settings import ConfigError, as_dict
+from lumiere_jax.train.loop import train
+from lumiere_jax.train.text_loop import train_text
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and exports go.")
@@ -30,20 +33,12 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     by_hand = (_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     if _DISTRIBUTED.value:
-        from lumiere_jax.parallel.multihost import initialize
-
         initialize(*by_hand)
     elif any(value is not None for value in by_hand):
         raise app.UsageError("--coordinator_address/--num_processes/--process_id need --distributed.")
-    from lumiere_jax.settings import as_dict
-
-    if as_dict(_CONFIG.value.get("model", {})).get("kind") == "t5":
-        from lumiere_jax.train.text_loop import train_text as train
-    else:
-        from lumiere_jax.train.loop import train
-
+    text_stage = as_dict(_CONFIG.value.get("model", {})).get("kind") == "t5"
     try:
-        export = train(_CONFIG.value, _WORKDIR.value)
+        export = (train_text if text_stage else train)(_CONFIG.value, _WORKDIR.value)
     except ConfigError as error:
         raise app.UsageError(str(error)) from None
     print(f"Exported EMA weights to {export}")

@@ -5,11 +5,12 @@ import os
 
 from flax import nnx
 
+from lumiere_jax.checkpoints.exported import CheckpointError, load_exported
+from lumiere_jax.checkpoints.paths import WEIGHTS_DIR
 from lumiere_jax.diffusion.model_sampling import ModelSampler
-from lumiere_jax.models.io import CheckpointError, load_exported
-from lumiere_jax.settings import DiffusionSettings, SampleSettings, from_config
+from lumiere_jax.train.loop import load_run_ema
+from lumiere_jax.train.settings import parse_run_config
 
-WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 SHIPPED = {"t2i": os.path.join(WEIGHTS_DIR, "t2i_shapes"),
            "stunet": os.path.join(WEIGHTS_DIR, "stunet_shapes")}
 
@@ -30,16 +31,14 @@ def resolve_checkpoint(path: str) -> str:
 
 
 class LumierePipeline(ModelSampler):
-    """A loaded T2I or STUNet model with its config: prompts -> uint8 images or clips
-    (`sample`, see `ModelSampler`)."""
+    """A loaded model of any kind (T2I, STUNet, SSR) with its config: prompts (and, for the SSR
+    model, low-resolution clips) -> uint8 images or clips (`sample`, see `ModelSampler`)."""
 
     def __init__(self, model, config):
         self.config = config
+        run = parse_run_config(config)
         graphdef, state = nnx.split(model)
-        super().__init__(graphdef, state, model,
-                         from_config(DiffusionSettings, config.diffusion, "diffusion"),
-                         from_config(SampleSettings, config.get("sample", {}), "sample"),
-                         int(config.data.num_frames))
+        super().__init__(graphdef, state, model, run.diffusion, run.sample, run.data.num_frames)
 
     @classmethod
     def from_checkpoint(cls, path: str | None = None, default: str = "t2i") -> "LumierePipeline":
@@ -47,7 +46,6 @@ class LumierePipeline(ModelSampler):
         weights of a training workdir's latest checkpoint when it has no export yet."""
         path = resolve_checkpoint(path) if path else shipped_checkpoint(default)
         if os.path.isdir(os.path.join(path, "checkpoints")):
-            from lumiere_jax.train.loop import load_run_ema
             return cls(*load_run_ema(path))
         model, config = load_exported(path)
         return cls(model, config)

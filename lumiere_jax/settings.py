@@ -1,11 +1,15 @@
 """Typed views of an ml-collections config: unknown or missing keys get a clear error.
 
-Config files (configs/*.py) stay plain data; code reads them through these dataclasses.
+Config files (configs/*.py) stay plain data; code reads them through these dataclasses. The
+sections that belong to one package are typed there (`models.settings.ModelSettings`,
+`diffusion.settings.DiffusionSettings`); `train.settings.parse_run_config` parses a whole config.
 """
 from __future__ import annotations
 
 import dataclasses
 from typing import Any, TypeVar
+
+from lumiere_jax.names import DATA, FSDP, LOGICAL_AXES, TIME
 
 T = TypeVar("T")
 
@@ -45,53 +49,6 @@ def check_sections(config: Any, allowed: tuple[str, ...]) -> None:
     unknown = sorted(set(as_dict(config)) - set(allowed))
     if unknown:
         raise ConfigError(f"Unknown top-level config key(s) {unknown}; allowed: {sorted(allowed)}.")
-
-
-@dataclasses.dataclass(frozen=True)
-class DiffusionSettings:
-    """Noise schedule, model output parameterisation, loss weighting and condition dropout for CFG.
-
-    `loss_weighting` "min_snr" weights each example's loss by Min-SNR-gamma (`min_snr_gamma`),
-    "clamped_snr" by its x0-space weight clip(SNR, 1, gamma); "none" is the plain MSE of the
-    prediction (see `diffusion.loss_weight`).
-
-    A `focus_fraction` of each batch draws t from U(focus_t_min, focus_t_max) instead of U(0, 1):
-    more training on the noise levels where the samples go wrong (e.g. low noise, where edges are
-    refined, or mid noise, where a shifted schedule decides an object's outline).
-    """
-    schedule: str = "cosine"
-    schedule_shift: float = 0.0
-    prediction: str = "v"
-    cond_drop_prob: float = 0.1
-    loss_weighting: str = "none"
-    min_snr_gamma: float = 5.0
-    focus_fraction: float = 0.0
-    focus_t_min: float = 0.0
-    focus_t_max: float = 0.15
-
-    def noise_schedule(self):
-        """The diffusion.Schedule these settings describe."""
-        from lumiere_jax.diffusion import Schedule
-        return Schedule(self.schedule, float(self.schedule_shift))
-
-    def __post_init__(self):
-        from lumiere_jax.diffusion import SCHEDULE_NAMES
-        if self.schedule not in SCHEDULE_NAMES:
-            raise ValueError(f"schedule {self.schedule!r} is not one of {SCHEDULE_NAMES}")
-        if self.prediction not in ("v", "eps"):
-            raise ValueError(f"prediction {self.prediction!r} is not one of ('v', 'eps')")
-        from lumiere_jax.diffusion import LOSS_WEIGHTINGS
-        if self.loss_weighting not in LOSS_WEIGHTINGS:
-            raise ValueError(f"loss_weighting {self.loss_weighting!r} is not one of {LOSS_WEIGHTINGS}")
-        if not self.min_snr_gamma > 0:
-            raise ValueError(f"min_snr_gamma must be positive, got {self.min_snr_gamma}")
-        if not 0.0 <= self.cond_drop_prob < 1.0:
-            raise ValueError(f"cond_drop_prob must be in [0, 1), got {self.cond_drop_prob}")
-        if not 0.0 <= self.focus_fraction <= 1.0:
-            raise ValueError(f"focus_fraction must be in [0, 1], got {self.focus_fraction}")
-        if not 0.0 <= self.focus_t_min < self.focus_t_max <= 1.0:
-            raise ValueError("need 0 <= focus_t_min < focus_t_max <= 1, got "
-                             f"{self.focus_t_min} and {self.focus_t_max}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,7 +135,7 @@ class MeshSettings:
     """Device mesh ('data', 'fsdp', 'time') and the table from logical weight axes to mesh axes.
 
     Axis sizes: -1 (at most one) takes the devices the others leave. `rules` maps each logical
-    name (see `lumiere_jax.nn.sharding.LOGICAL_AXES`) to a mesh axis or None (replicated); names
+    name (see `lumiere_jax.names.LOGICAL_AXES`) to a mesh axis or None (replicated); names
     left out stay replicated. On top of the table, with fsdp > 1 every weight and its optimizer
     state is also split over 'fsdp' along its largest dimension that 'fsdp' divides.
     """
@@ -188,8 +145,7 @@ class MeshSettings:
     rules: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
-        from lumiere_jax.nn.sharding import LOGICAL_AXES
-        sizes = {"data": self.data, "fsdp": self.fsdp, "time": self.time}
+        sizes = {DATA: self.data, FSDP: self.fsdp, TIME: self.time}
         bad = {name: size for name, size in sizes.items() if size != -1 and size < 1}
         if bad or list(sizes.values()).count(-1) > 1:
             raise ValueError(f"mesh axis sizes must be >= 1, or -1 for one axis (the remaining "

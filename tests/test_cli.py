@@ -10,9 +10,10 @@ from flax import nnx
 
 from configs import stunet_shapes, t2i_shapes
 from lumiere_jax import cli
+from lumiere_jax.checkpoints.exported import save_exported
 from lumiere_jax.data import video_io
 from lumiere_jax.models.build import build_model
-from lumiere_jax.models.io import save_exported
+from lumiere_jax.models.settings import parse_model_config
 
 PROMPT = "a large red circle moving quickly to the left on a black background"
 STEPS = ["--steps", "2"]
@@ -22,7 +23,7 @@ FRAMES = 8  # not the tiny STUNet's training length (4): the flag must be honour
 
 def export_random_model(config, directory: str) -> str:
     """Exports a model whose zero-initialised weights are randomised, as after some training."""
-    params = nnx.state(build_model(config.model, seed=3), nnx.Param)
+    params = nnx.state(build_model(parse_model_config(config.model), seed=3), nnx.Param)
     keys = iter(jax.random.split(jax.random.key(0), 1000))
     params = jax.tree.map(
         lambda x: jax.random.normal(next(keys), x.shape) * 0.05 if not np.any(x) else x, params)

@@ -7,7 +7,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from lumiere_jax.data import pipeline, shapes, tfds_shapes, video_io
-from lumiere_jax.models import tokenizer
+from lumiere_jax.text import tokenizer
 
 RESOLUTION, NUM_FRAMES = 16, 4
 SPLIT_SIZES = {"train": 24, "validation": 8, "heldout": 8}

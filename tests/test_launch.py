@@ -18,6 +18,7 @@ from configs import ssr_paper, stunet_paper
 from configs.sweeps import t2i_lr
 from launch import sweep
 from lumiere_jax.models.build import build_model
+from lumiere_jax.models.settings import parse_model_config
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / "launch"
@@ -269,7 +270,7 @@ def test_paper_config_size_matches_its_docstring(fast_tracing):
     config = stunet_paper.get_config()
     assert (config.data.num_frames, config.data.resolution) == (80, 128)
     assert config.model.unet.resolution == 128 and config.model.backbone == ""
-    model = nnx.eval_shape(lambda: build_model(config.model))
+    model = nnx.eval_shape(lambda: build_model(parse_model_config(config.model)))
     count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
     stated = int(re.search(r"Parameters: ([\d,]+) in all", stunet_paper.__doc__)[1].replace(",", ""))
     assert abs(count - stated) <= 0.01 * stated, (count, stated)
@@ -280,7 +281,7 @@ def test_ssr_paper_config_lifts_128_to_1024_and_matches_its_docstring(fast_traci
     config = ssr_paper.get_config()
     assert config.model.kind == "ssr"
     assert (config.model.ssr.low_resolution, config.model.unet.resolution) == (128, 1024)
-    model = nnx.eval_shape(lambda: build_model(config.model))
+    model = nnx.eval_shape(lambda: build_model(parse_model_config(config.model)))
     count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
     stated = int(re.search(r"Parameters: ([\d,]+) in all", ssr_paper.__doc__)[1].replace(",", ""))
     assert abs(count - stated) <= 0.01 * stated, (count, stated)

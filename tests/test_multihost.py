@@ -19,10 +19,12 @@ import pytest
 from flax import nnx
 
 from configs import stunet_shapes, t2i_shapes
+from lumiere_jax.checkpoints.exported import save_exported
 from lumiere_jax.models.build import build_model
-from lumiere_jax.models.io import save_exported
+from lumiere_jax.models.settings import parse_model_config
 from lumiere_jax.train import loop
 from lumiere_jax.train.checkpointing import RunCheckpoints
+from lumiere_jax.train.settings import parse_run_config
 from lumiere_jax.train.state import learning_rate_schedule
 from state_checks import assert_train_states_close
 
@@ -43,7 +45,7 @@ def config(tmp_path_factory):
     """The tiny STUNet config on a random backbone whose zero-initialised outputs are randomised
     (so gradients reach the temporal layers), logging and checkpointing at the last step."""
     t2i_config = t2i_shapes.get_config("variant=tiny")
-    backbone = build_model(t2i_config.model, seed=5)
+    backbone = build_model(parse_model_config(t2i_config.model), seed=5)
     params = nnx.state(backbone, nnx.Param)
     rng = np.random.default_rng(0)
     params = jax.tree.map(lambda x: np.float32(0.05) * rng.standard_normal(x.shape, np.float32)
@@ -94,7 +96,7 @@ def run_processes(config, workdir) -> list[str]:
 def single_process_run(config):
     """(metrics per step, final state) of one process fed the same global batches: process 0's
     batch, then process 1's, along the batch."""
-    shares = loop.parse_run_config(config)
+    shares = parse_run_config(config)
     config = ml_collections.ConfigDict(config.to_dict())
     config.mesh.update(data=-1, fsdp=1, time=1)  # this process's 8 devices
     config.data.batch_size *= PROCESSES
@@ -114,7 +116,7 @@ def single_process_run(config):
 # The reference replicates its global batch of 4 over this process's 8 devices, on purpose.
 @pytest.mark.filterwarnings("ignore:A global batch of 4 does not split")
 def test_two_processes_train_like_one(config, tmp_path):
-    loop.prepare_dataset(loop.parse_run_config(config).data)  # built once, before they start
+    loop.prepare_dataset(parse_run_config(config).data)  # built once, before they start
     outputs = run_processes(config, tmp_path)
     assert "Exported EMA weights" in outputs[0]
 
@@ -131,5 +133,5 @@ def test_two_processes_train_like_one(config, tmp_path):
     restored = checkpoints.restore_state(STEPS, abstract)
     checkpoints.close()
     assert int(restored.step) == STEPS
-    schedule = learning_rate_schedule(loop.parse_run_config(config).optim)
+    schedule = learning_rate_schedule(parse_run_config(config).optim)
     assert_train_states_close(restored, expected_state, [schedule(i) for i in range(STEPS)])

@@ -8,6 +8,7 @@ from flax import nnx
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
 from configs import t2i_shapes
+from lumiere_jax.diffusion.settings import DiffusionSettings
 from lumiere_jax.models.stunet import STUNet, STUNetConfig
 from lumiere_jax.models.text_encoder import TextEncoderConfig
 from lumiere_jax.models.unet2d import UNetConfig
@@ -17,7 +18,7 @@ from lumiere_jax.nn.temporal import TemporalParam, conv_over_time, temporal_conv
 from lumiere_jax.parallel.batch import train_batch_shardings
 from lumiere_jax.parallel.mesh import make_mesh
 from lumiere_jax.parallel.partition import shard_train_state, state_shardings, weight_spec
-from lumiere_jax.settings import ConfigError, DiffusionSettings, MeshSettings, OptimSettings
+from lumiere_jax.settings import ConfigError, MeshSettings, OptimSettings
 from lumiere_jax.train import loop
 from lumiere_jax.train.state import create_train_state, make_optimizer
 from lumiere_jax.train.step import jit_sharded_train_step, make_train_step

@@ -7,16 +7,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from lumiere_jax import diffusion
+from lumiere_jax.checkpoints import exported as io
+from lumiere_jax.checkpoints.paths import WEIGHTS_DIR
+from lumiere_jax.checkpoints.pretrained import load_text_encoder
 from lumiere_jax.data import shapes, tfds_shapes
+from lumiere_jax.diffusion.pixels import frames_to_model_range
 from lumiere_jax.eval import shapes_evaluator, text_probe
-from lumiere_jax.models import io, tokenizer
-from lumiere_jax.models.text_encoder import TextEncoder, TextEncoderConfig, load_text_encoder
-from lumiere_jax.pipeline import WEIGHTS_DIR, LumierePipeline
-from lumiere_jax.settings import DiffusionSettings, from_config
-from lumiere_jax.train.step import frames_to_model_range
-from flax import nnx
+from lumiere_jax.models.text_encoder import TextEncoder, TextEncoderConfig
+from lumiere_jax.pipeline import LumierePipeline
+from lumiere_jax.settings import from_config
 
 TEXT_ENCODER = os.path.join(WEIGHTS_DIR, "t5_shapes")
 T2I = os.path.join(WEIGHTS_DIR, "t2i_shapes")
@@ -96,11 +98,12 @@ def test_stunet_config_trains_on_the_shipped_backbone_with_its_schedule():
     schedule its time embedding learnt come from the backbone, whatever t2i_shapes now says."""
     from configs import stunet_shapes
     from lumiere_jax.models.build import build_model
+    from lumiere_jax.models.settings import parse_model_config
     config = stunet_shapes.get_config()
     backbone = io.read_exported_config(T2I)
     for key in ("schedule", "schedule_shift", "prediction"):
         assert config.diffusion[key] == backbone.diffusion[key]
-    model = build_model(config.model)
+    model = build_model(parse_model_config(config.model))
     assert model.spatial.unet.config == from_config(
         type(model.spatial.unet.config), backbone.model.unet.to_dict(), "unet")
     loaded, _ = io.load_exported(T2I)

@@ -7,7 +7,8 @@ import pytest
 from flax import nnx
 
 from configs import stunet_shapes
-from lumiere_jax.models.build import build_model, trainable_filter
+from lumiere_jax.models.build import build_model
+from lumiere_jax.models.settings import parse_model_config
 from lumiere_jax.models.ssr import SuperResolution, enlarge_frames
 from lumiere_jax.settings import ConfigError
 from lumiere_jax.train import loop
@@ -27,7 +28,7 @@ def tiny_ssr_config():
 
 @pytest.fixture(scope="module")
 def ssr():
-    model = build_model(tiny_ssr_config().model, seed=1)
+    model = build_model(parse_model_config(tiny_ssr_config().model), seed=1)
     # The output conv starts at zero (the output would not depend on anything): randomise it.
     conv = model.video.spatial.unet.conv_out
     conv.kernel.value = jax.random.normal(jax.random.key(2), conv.kernel.value.shape) * 0.1
@@ -37,7 +38,7 @@ def ssr():
 def test_config_builds_a_six_channel_unet(ssr):
     assert isinstance(ssr, SuperResolution)
     assert ssr.video.spatial.unet.conv_in.kernel.shape[-2] == 6
-    trained = jax.tree_util.tree_leaves_with_path(nnx.state(ssr, trainable_filter(ssr)))
+    trained = jax.tree_util.tree_leaves_with_path(nnx.state(ssr, ssr.trainable))
     paths = [jax.tree_util.keystr(path) for path, _ in trained]
     assert any("'unet'" in p for p in paths) and any("temporal" in p for p in paths)
     assert not any("text_encoder" in p for p in paths)  # pretrained and frozen
@@ -90,7 +91,7 @@ def test_bad_ssr_configs_are_refused(change, message):
     for section, values in change.items():
         config.model[section].update(values)
     with pytest.raises(ConfigError, match=message):
-        build_model(config.model)
+        build_model(parse_model_config(config.model))
 
 
 def test_train_steps_learn_from_the_low_res_clip(tmp_path):

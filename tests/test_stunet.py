@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from lumiere_jax.models import io
-from lumiere_jax.models.build import build_model
+from lumiere_jax.checkpoints import exported as io
+from lumiere_jax.checkpoints.pretrained import build_pretrained
+from lumiere_jax.models.settings import parse_model_config
 from lumiere_jax.models.stunet import STUNet, STUNetConfig
 from lumiere_jax.models.t2i import TextToImage
 from lumiere_jax.models.text_encoder import TextEncoderConfig, TextParam
@@ -171,7 +172,7 @@ def exported_t2i(tmp_path_factory):
 
 def test_backbone_restores_into_the_spatial_subtree(exported_t2i):
     t2i, directory, _ = exported_t2i
-    model = build_model(model_config(backbone=directory))
+    model = build_pretrained(parse_model_config(model_config(backbone=directory)))
     assert isinstance(model, STUNet)
     chex.assert_trees_all_equal(nnx.state(model.spatial, nnx.Param).to_pure_dict(),
                                 nnx.state(t2i, nnx.Param).to_pure_dict())
@@ -183,7 +184,7 @@ def test_mismatched_backbone_is_refused(exported_t2i, tmp_path):
     directory = str(tmp_path / "other")
     io.save_exported(directory, nnx.state(t2i, nnx.Param), {"model": model})
     with pytest.raises(io.CheckpointError, match="unet.base_channels: checkpoint has 16"):
-        build_model(model_config(backbone=directory))
+        build_pretrained(parse_model_config(model_config(backbone=directory)))
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -193,7 +194,7 @@ def test_mismatched_backbone_is_refused(exported_t2i, tmp_path):
 ])
 def test_bad_stunet_configs_are_refused(overrides, message):
     with pytest.raises(ConfigError, match=message):
-        build_model(model_config(**overrides))
+        build_pretrained(parse_model_config(model_config(**overrides)))
 
 
 def test_temporal_text_pool_conditions_every_temporal_conv_block(stunet, cond):

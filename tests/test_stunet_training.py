@@ -6,8 +6,9 @@ import pytest
 from flax import nnx
 
 from configs import stunet_shapes, t2i_shapes
+from lumiere_jax.checkpoints.exported import load_exported, save_exported
 from lumiere_jax.models.build import build_model
-from lumiere_jax.models.io import load_exported, save_exported
+from lumiere_jax.models.settings import parse_model_config
 from lumiere_jax.nn.temporal import TemporalParam
 from lumiere_jax.settings import ConfigError
 from lumiere_jax.train import loop
@@ -18,7 +19,7 @@ def backbone(tmp_path_factory):
     """A tiny exported T2I whose zero-initialised output layers are randomised (as after training:
     with a zero output conv no gradient would reach any layer)."""
     t2i_config = t2i_shapes.get_config("variant=tiny")
-    model = build_model(t2i_config.model, seed=5)
+    model = build_model(parse_model_config(t2i_config.model), seed=5)
     params = nnx.state(model, nnx.Param)
     keys = iter(jax.random.split(jax.random.key(0), 1000))
     params = jax.tree.map(
@@ -74,7 +75,7 @@ def test_video_model_needs_clips_of_a_valid_length(config):
 
 
 def test_stunet_export_round_trip_needs_no_backbone_path(config, tmp_path):
-    model = build_model(config.model, seed=1)
+    model = build_model(parse_model_config(config.model), seed=1)
     params = nnx.state(model, nnx.Param)
     exported = config.to_dict()
     exported["model"]["backbone"] = str(tmp_path / "moved_away")

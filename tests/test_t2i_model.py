@@ -9,10 +9,10 @@ import pytest
 from flax import nnx
 
 from lumiere_jax import diffusion
-from lumiere_jax.models import tokenizer
 from lumiere_jax.models.t2i import TextToImage
 from lumiere_jax.models.text_encoder import TextEncoder, TextEncoderConfig
 from lumiere_jax.models.unet2d import UNet2D, UNetConfig, from_patches, to_patches
+from lumiere_jax.text import tokenizer
 
 TEXT = TextEncoderConfig(width=32, num_layers=1, num_heads=2, max_length=48)
 

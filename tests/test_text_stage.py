@@ -9,12 +9,14 @@ import pytest
 from flax import nnx
 
 from configs import t2i_shapes, t5_shapes
+from lumiere_jax.checkpoints import exported as io
+from lumiere_jax.checkpoints.pretrained import build_pretrained
 from lumiere_jax.data import shapes, text_corpus
-from lumiere_jax.models import io, tokenizer
-from lumiere_jax.models.build import build_model
+from lumiere_jax.models.settings import parse_model_config
 from lumiere_jax.models.t5 import DecoderConfig, T5Pretrainer
 from lumiere_jax.models.text_encoder import TextEncoderConfig, TextParam
 from lumiere_jax.settings import ConfigError
+from lumiere_jax.text import tokenizer
 from lumiere_jax.train import loop, text_loop
 
 TEXT = TextEncoderConfig(width=32, num_layers=1, num_heads=2, max_length=32)
@@ -127,9 +129,9 @@ def test_t2i_loads_the_encoder_and_never_trains_it(tiny_text_export, tmp_path):
     config.model.text_checkpoint = export
     config.data.data_dir = str(tmp_path / "data")
     config.optim.update(warmup_steps=1, total_steps=2)
-    model = build_model(config.model)
+    model = build_pretrained(parse_model_config(config.model))
     restored = nnx.state(model.text_encoder, TextParam)
-    fresh = nnx.state(build_model(t2i_shapes.get_config("variant=tiny").model).text_encoder, TextParam)
+    fresh = nnx.state(build_pretrained(parse_model_config(t2i_shapes.get_config("variant=tiny").model)).text_encoder, TextParam)
     assert not leaves_equal(restored, fresh)  # the export's weights, not a fresh init
     run, graphdef, state, train_step, iterator = loop.setup(config)
     before = nnx.state(nnx.merge(graphdef, state.params, state.frozen).text_encoder, TextParam)
@@ -149,16 +151,16 @@ def test_text_checkpoint_mismatch_and_wrong_kind_are_refused(tiny_text_export, t
     config.text_checkpoint = export
     config.text_encoder.width = 48
     config.unet.context_features = 48
-    with pytest.raises(io.CheckpointError, match="width: checkpoint has 32, config has 48"):
-        build_model(config)
+    with pytest.raises(io.CheckpointError, match="width: checkpoint has 32, this model has 48"):
+        build_pretrained(parse_model_config(config))
     not_text = tmp_path / "t2i"
-    model = build_model(t2i_shapes.get_config("variant=tiny").model)
+    model = build_pretrained(parse_model_config(t2i_shapes.get_config("variant=tiny").model))
     io.save_exported(str(not_text), nnx.state(model, nnx.Param),
                      t2i_shapes.get_config("variant=tiny").to_dict())
     config = t2i_shapes.get_config("variant=tiny").model
     config.text_checkpoint = str(not_text)
     with pytest.raises(io.CheckpointError, match="needs an exported text encoder"):
-        build_model(config)
+        build_pretrained(parse_model_config(config))
 
 
 def test_text_config_errors_name_the_key():

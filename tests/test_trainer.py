@@ -16,12 +16,16 @@ from flax import nnx
 
 from configs import t2i_shapes
 from lumiere_jax import diffusion
+from lumiere_jax.checkpoints.exported import CheckpointError, load_exported, save_exported
+from lumiere_jax.diffusion.pixels import frames_to_model_range
+from lumiere_jax.diffusion.settings import DiffusionSettings
 from lumiere_jax.models.build import build_model
-from lumiere_jax.models.io import CheckpointError, load_exported, save_exported
-from lumiere_jax.settings import ConfigError, DiffusionSettings
+from lumiere_jax.models.settings import parse_model_config
+from lumiere_jax.settings import ConfigError
 from lumiere_jax.train import loop
 from lumiere_jax.train.checkpointing import RunCheckpoints
-from lumiere_jax.train.step import frames_to_model_range, training_times
+from lumiere_jax.train.settings import parse_run_config
+from lumiere_jax.train.step import training_times
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -51,23 +55,23 @@ def test_unknown_config_key_is_named(config, section, key):
     config.unlock()
     config[section][key] = 1
     with pytest.raises(ConfigError, match=f"{key}.*allowed keys"):
-        loop.parse_run_config(config)
+        parse_run_config(config)
 
 
 def test_unknown_model_and_top_level_keys_are_named(config):
     config.unlock()
     config.model.unet.channel_mults = (1, 2)
     with pytest.raises(ConfigError, match="channel_mults"):
-        build_model(config.model)
+        build_model(parse_model_config(config.model))
     config.optimizer = {}
     with pytest.raises(ConfigError, match="optimizer"):
-        loop.parse_run_config(config)
+        parse_run_config(config)
 
 
 def test_bad_values_are_refused(config):
     config.diffusion.prediction = "x_start"
     with pytest.raises(ConfigError, match="prediction"):
-        loop.parse_run_config(config)
+        parse_run_config(config)
     with pytest.raises(ValueError, match="variant"):
         t2i_shapes.get_config("variant=huge")
 
@@ -203,7 +207,7 @@ def test_nan_aborts_with_a_clear_message():
 
 
 def test_export_round_trip_and_checkpoint_errors(config, tmp_path):
-    model = build_model(config.model, seed=3)
+    model = build_model(parse_model_config(config.model), seed=3)
     params = nnx.state(model, nnx.Param)
     save_exported(str(tmp_path / "export"), params, config.to_dict())
     loaded, loaded_config = load_exported(str(tmp_path / "export"))

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 from absl import flags
 
-from lumiere_jax.models import tokenizer
+from lumiere_jax.text import tokenizer
 
 MODES = ("frames", "clips")
 

@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from lumiere_jax.data import shapes, tfds_shapes
-from lumiere_jax.models import tokenizer
+from lumiere_jax.text import tokenizer
 
 
 def _composition(rng: np.random.Generator, total: int, parts: int) -> np.ndarray:

@@ -1,7 +1,9 @@
 """Sampling a text-conditioned model (any kind of the models protocol): prompts -> images or clips.
 
 The pipeline (exports and run checkpoints) and the trainer's in-loop evaluation (EMA weights of
-the running state) both sample through `ModelSampler`.
+the running state) both sample through `ModelSampler`. It reads the model only through the
+protocol (`models.protocol.DiffusionModel`), so every kind samples the same way; a kind that reads
+inputs besides the text (the SSR model's low-resolution clip) gets them as `conditions`.
 """
 from __future__ import annotations
 
@@ -13,38 +15,50 @@ import numpy as np
 from flax import nnx
 
 from lumiere_jax.diffusion.guidance import classifier_free_guidance
+from lumiere_jax.diffusion.pixels import frames_to_model_range, to_uint8
 from lumiere_jax.diffusion.samplers import sample
-from lumiere_jax.models import tokenizer
-from lumiere_jax.settings import DiffusionSettings, SampleSettings
-
-
-def to_uint8(x) -> np.ndarray:
-    """Model range [-1, 1] -> uint8 pixels."""
-    return np.asarray(jnp.clip(jnp.round((x + 1.0) * 127.5), 0, 255).astype(jnp.uint8))
+from lumiere_jax.diffusion.settings import DiffusionSettings
+from lumiere_jax.models.protocol import DiffusionModel
+from lumiere_jax.settings import SampleSettings
+from lumiere_jax.text import tokenizer
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "shape", "schedule", "prediction", "steps",
                                                "sampler", "guidance", "dynamic_threshold", "progress"))
-def sample_model(graphdef, state, tokens, rng, *, shape, schedule, prediction, steps, sampler,
-                 guidance, dynamic_threshold, progress):
-    """x0 (shape) for `tokens`, with classifier-free guidance (the conditional and the null
-    prompt batched into one call of the model per step)."""
+def sample_model(graphdef, state, tokens, conditions, rng, *, shape, schedule, prediction, steps,
+                 sampler, guidance, dynamic_threshold, progress):
+    """x0 (shape) for `tokens` and the model's other `conditions` (a dict, in the model range),
+    with classifier-free guidance (the conditional and the null prompt batched into one call of
+    the model per step; the other conditions are kept for both)."""
     model = nnx.merge(graphdef, state)
-    cond = model.encode_text(tokens)
+    cond = dict(model.encode_text(tokens), **conditions)
     denoise = lambda x_t, t, c: model.denoise(x_t, t, c)
     if guidance == 1.0:
         predict = lambda x_t, t: denoise(x_t, t, cond)
     else:
         null = jnp.asarray(tokenizer.tokenize("", tokens.shape[1], allow_empty=True))[None]
-        predict = classifier_free_guidance(denoise, cond, model.encode_text(null), guidance)
+        uncond = dict(model.encode_text(null), **conditions)
+        predict = classifier_free_guidance(denoise, cond, uncond, guidance)
     return sample(predict, shape, rng, schedule, steps=steps, sampler=sampler,
                   prediction=prediction, dynamic_threshold=dynamic_threshold, progress=progress)
 
 
-class ModelSampler:
-    """A model (T2I or video), split for jit, with its diffusion and sampling settings."""
+def check_conditions(conditions: dict, expected: dict[str, tuple]) -> None:
+    """Refuses conditions that are missing, unknown, or of the wrong shape."""
+    missing, unknown = sorted(set(expected) - set(conditions)), sorted(set(conditions) - set(expected))
+    if missing or unknown:
+        raise ValueError(f"This model reads {sorted(expected) or 'no inputs'} besides the text; "
+                         f"missing: {missing}, unknown: {unknown}.")
+    for name, shape in expected.items():
+        if tuple(np.shape(conditions[name])) != tuple(shape):
+            raise ValueError(f"Condition {name!r} has shape {np.shape(conditions[name])}, this "
+                             f"model needs {tuple(shape)}.")
 
-    def __init__(self, graphdef, state, model, diffusion: DiffusionSettings,
+
+class ModelSampler:
+    """A model (any kind), split for jit, with its diffusion and sampling settings."""
+
+    def __init__(self, graphdef, state, model: DiffusionModel, diffusion: DiffusionSettings,
                  sample_defaults: SampleSettings, default_frames: int):
         self.graphdef, self.state, self.model = graphdef, state, model
         self.diffusion, self.sample_defaults = diffusion, sample_defaults
@@ -56,30 +70,34 @@ class ModelSampler:
 
     @property
     def resolution(self) -> int:
-        unet = self.model.spatial.unet if self.is_video else self.model.unet
-        return unet.config.resolution
+        return self.model.resolution
 
     def tokenize(self, prompts) -> np.ndarray:
         return tokenizer.tokenize_batch(prompts, self.model.text_encoder.config.max_length)
 
     def sample(self, prompts, *, seed: int = 0, steps: int | None = None,
                guidance: float | None = None, sampler: str | None = None,
-               frames: int | None = None, progress: bool = False) -> np.ndarray:
+               frames: int | None = None, conditions: dict | None = None,
+               progress: bool = False) -> np.ndarray:
         """One sample per prompt: uint8 images (N, H, W, 3), or clips (N, T, H, W, 3) from a
-        video model (T = `frames`, default the training length; the whole clip in one pass)."""
+        video model (T = `frames`, default the training length; the whole clip in one pass).
+
+        `conditions`: the model's inputs besides the text (`conditioning_shapes`), as uint8
+        pixels, e.g. {"low_res": clips (N, T, h, w, 3)} for the SSR model."""
         defaults = self.sample_defaults
         tokens = self.tokenize(prompts)
-        shape = (tokens.shape[0], self.resolution, self.resolution, 3)
-        if self.is_video:
-            frames = self.default_frames if frames is None else int(frames)
-            self.model.check_frame_count(frames)
-            shape = shape[:1] + (frames,) + shape[1:]
-        elif frames is not None:
-            raise ValueError("frames is only for video models; this checkpoint is an image model.")
+        if frames is None and self.model.is_video:
+            frames = self.default_frames
+        shape = self.model.input_shape(tokens.shape[0], None if frames is None else int(frames))
+        conditions = dict(conditions or {})
+        check_conditions(conditions, self.model.conditioning_shapes(tokens.shape[0], frames))
+        conditions = {name: frames_to_model_range(np.asarray(value, np.uint8))
+                      for name, value in conditions.items()}
         x = sample_model(
-            self.graphdef, self.state, jnp.asarray(tokens), jax.random.key(seed), shape=shape,
-            schedule=self.diffusion.noise_schedule(), prediction=self.diffusion.prediction,
-            steps=int(steps or defaults.steps), sampler=sampler or defaults.sampler,
+            self.graphdef, self.state, jnp.asarray(tokens), conditions, jax.random.key(seed),
+            shape=shape, schedule=self.diffusion.noise_schedule(),
+            prediction=self.diffusion.prediction, steps=int(steps or defaults.steps),
+            sampler=sampler or defaults.sampler,
             guidance=float(defaults.guidance if guidance is None else guidance),
             dynamic_threshold=defaults.dynamic_threshold or None, progress=progress)
         return to_uint8(x)

@@ -7,8 +7,8 @@ import time
 from flax import nnx
 
 from lumiere_jax.diffusion.model_sampling import ModelSampler
-from lumiere_jax.eval.split_sampling import evaluate_on_split
 from lumiere_jax.eval.shapes_evaluator import score_clips, score_frames
+from lumiere_jax.eval.split_sampling import evaluate_on_split
 
 
 def evaluate_weights(graphdef, ema_params, frozen, run, *, num: int, steps: int,

@@ -13,7 +13,7 @@ import numpy as np
 import optax
 
 from lumiere_jax.data import shapes, tfds_shapes
-from lumiere_jax.models import tokenizer
+from lumiere_jax.text import tokenizer
 
 ATTRIBUTES = ("shape", "colour", "size", "background", "motion", "speed")
 CLASSES = {"shape": shapes.SHAPES, "colour": tuple(shapes.COLOURS), "size": shapes.SIZES,

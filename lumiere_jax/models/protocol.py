@@ -1,9 +1,17 @@
-"""The one small protocol every model kind declares, so callers never tell kinds apart by probing."""
+"""The one small protocol every model kind declares, so callers never tell kinds apart by probing.
+
+T2I (`models.t2i.TextToImage`) is a `DiffusionModel`; the STUNet and the SSR model
+(`models.stunet.STUNet`, `models.ssr.SuperResolution`) are `VideoModel`s, which they declare with
+`is_video = True`. The trainer, the train step, the samplers and the pipeline use nothing else.
+"""
 from __future__ import annotations
 
 from typing import Any, ClassVar, Protocol
 
 import jax
+
+from lumiere_jax.models.text_encoder import TextEncoder
+from lumiere_jax.nn.frame_sharding import FrameSharding
 
 
 class DiffusionModel(Protocol):
@@ -11,13 +19,36 @@ class DiffusionModel(Protocol):
 
     trainable: ClassVar[Any]   # nnx filter of the weights its training stage updates
     is_video: ClassVar[bool]   # inputs are clips (B, T, H, W, C), not images (B, H, W, C)
-    text_encoder: Any          # the frozen, pretrained text encoder
+    text_encoder: TextEncoder  # the frozen, pretrained text encoder (its max_length: token length)
+
+    @property
+    def resolution(self) -> int:
+        """Side of the images or frames it outputs."""
+
+    def input_shape(self, batch: int, frames: int | None = None) -> tuple[int, ...]:
+        """Shape of x_t for `batch` samples (of `frames` frames: video models only); refuses a
+        clip length the model cannot take."""
+
+    def conditioning_shapes(self, batch: int, frames: int | None = None) -> dict[str, tuple]:
+        """The inputs besides the text that `denoise` reads from the condition dict, by name and
+        shape (e.g. the SSR model's low-resolution clip `low_res`); {} for none."""
 
     def encode_text(self, tokens: jax.Array) -> dict:
         """tokens (B, L) -> the condition dict that `denoise` reads."""
 
     def condition_on(self, cond: dict, clean: jax.Array) -> dict:
-        """Training: the condition plus whatever the model derives from the clean batch."""
+        """Training: the condition plus the inputs of `conditioning_shapes`, derived from the
+        clean batch."""
 
     def denoise(self, x_t: jax.Array, t: jax.Array, cond: dict) -> jax.Array:
         """The model output (v or eps) for noisy inputs x_t at times t (B,)."""
+
+
+class VideoModel(DiffusionModel, Protocol):
+    """A model whose inputs are clips: it checks clip lengths and can split frames over devices."""
+
+    def check_frame_count(self, frames: int, shards: int | None = None) -> None:
+        """Refuses a clip length its temporal strides (and `shards` time shards) cannot divide."""
+
+    def shard_frames(self, frame_sharding: FrameSharding) -> None:
+        """Splits clips over `frame_sharding`'s time axis in every later call."""

@@ -75,6 +75,21 @@ class SuperResolution(nnx.Module):
     def config(self) -> STUNetConfig:
         return self.video.config
 
+    @property
+    def resolution(self) -> int:
+        """Side of the frames it outputs."""
+        return self.video.resolution
+
+    def input_shape(self, batch: int, frames: int | None = None) -> tuple[int, ...]:
+        """(B, T, H, W, 3): the noisy high-resolution clip."""
+        return self.video.input_shape(batch, frames)
+
+    def conditioning_shapes(self, batch: int, frames: int | None = None) -> dict:
+        """`low_res`: the clip to upsample, (B, T, h, w, 3) at the low resolution."""
+        side = self.ssr_config.low_resolution
+        shape = self.input_shape(batch, frames)
+        return {"low_res": shape[:2] + (side, side, shape[-1])}
+
     def shard_frames(self, frame_sharding: FrameSharding) -> None:
         self.video.shard_frames(frame_sharding)
 

@@ -23,17 +23,15 @@ import chex
 import einops
 import jax
 import jax.numpy as jnp
-import orbax.checkpoint as ocp
 from flax import nnx
 
-from lumiere_jax.models.t2i import TextToImage
+from lumiere_jax.models.t2i import TextToImage, image_shape
 from lumiere_jax.models.text_encoder import TextEncoderConfig
 from lumiere_jax.models.unet2d import UNet2D, UNetConfig
 from lumiere_jax.nn.frame_sharding import UNSHARDED, FrameSharding
 from lumiere_jax.nn.temporal import (TemporalAttentionBlock, TemporalConvBlock,
                                      TemporalDownsample, TemporalParam, TemporalTextEmbedding,
                                      TemporalUpsample)
-from lumiere_jax.settings import ConfigError, as_dict, from_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,6 +246,24 @@ class STUNet(nnx.Module):
         """The (frozen) text encoder, where T2I code looks for it."""
         return self.spatial.text_encoder
 
+    @property
+    def resolution(self) -> int:
+        """Side of the frames it denoises."""
+        return self.spatial.resolution
+
+    def input_shape(self, batch: int, frames: int | None = None) -> tuple[int, ...]:
+        """(B, T, H, W, 3) for T = `frames`, refused unless the temporal strides divide it."""
+        if frames is None:
+            raise ValueError("A video model needs the clip length (frames).")
+        self.check_frame_count(frames)
+        shape = image_shape(batch, self.resolution, self.spatial.unet.config.out_channels)
+        return shape[:1] + (frames,) + shape[1:]
+
+    def conditioning_shapes(self, batch: int, frames: int | None = None) -> dict:
+        """No inputs besides the text."""
+        del batch, frames
+        return {}
+
     def allowed_frame_counts(self, near: int = 0, count: int = 3) -> tuple[int, ...]:
         return allowed_frame_counts(self.config, near, count)
 
@@ -312,34 +328,3 @@ class STUNet(nnx.Module):
     def __call__(self, x_t, t, tokens):
         return self.denoise(x_t, t, self.encode_text(tokens))
 
-
-def describe_mismatch(expected, found, section: str) -> list[str]:
-    """`section.field: checkpoint has X, model has Y` for every differing dataclass field."""
-    return [f"{section}.{field.name}: checkpoint has {getattr(found, field.name)!r}, this model "
-            f"has {getattr(expected, field.name)!r}"
-            for field in dataclasses.fields(expected)
-            if getattr(expected, field.name) != getattr(found, field.name)]
-
-
-def load_backbone(stunet: STUNet, export_dir: str) -> None:
-    """Restores an exported T2I checkpoint into `stunet.spatial` (text encoder included)."""
-    # Imported here: io imports build, which imports this module.
-    from lumiere_jax.models import io
-
-    model = as_dict(io.read_exported_config(export_dir).get("model", {}))
-    if model.get("kind", "t2i") != "t2i":
-        raise io.CheckpointError(f"Backbone {export_dir!r} is a {model.get('kind')!r} checkpoint; "
-                                 f"the STUNet needs an exported T2I ('t2i') model.")
-    try:
-        text = from_config(TextEncoderConfig, model.get("text_encoder", {}), "model.text_encoder")
-        unet = from_config(UNetConfig, model.get("unet", {}), "model.unet")
-    except ConfigError as error:
-        raise io.CheckpointError(f"Backbone {export_dir!r} has an unreadable config: {error}") from error
-    mismatch = (describe_mismatch(stunet.spatial.text_encoder.config, text, "text_encoder")
-                + describe_mismatch(stunet.spatial.unet.config, unet, "unet"))
-    if mismatch:
-        raise io.CheckpointError(
-            f"Backbone {export_dir!r} does not fit this STUNet's spatial model: "
-            + "; ".join(mismatch) + ". Set config.model.text_encoder/unet to the backbone's.")
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, nnx.state(stunet.spatial, nnx.Param))
-    nnx.update(stunet.spatial, io.restore_params(export_dir, abstract))

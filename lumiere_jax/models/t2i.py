@@ -11,6 +11,18 @@ from lumiere_jax.models.unet2d import UNet2D, UNetConfig, identity_hook
 ALL_BUT_TEXT = nnx.All(nnx.Param, nnx.Not(TextParam))
 
 
+def check_text_width(text_config: TextEncoderConfig, unet_config: UNetConfig) -> None:
+    """The U-Net cross-attends to the text encoder's features: their widths must agree."""
+    if unet_config.context_features != text_config.width:
+        raise ValueError(f"unet.context_features ({unet_config.context_features}) must equal "
+                         f"text_encoder.width ({text_config.width}).")
+
+
+def image_shape(batch: int, resolution: int, channels: int = 3) -> tuple[int, ...]:
+    """(batch, resolution, resolution, channels)."""
+    return (batch, resolution, resolution, channels)
+
+
 class TextToImage(nnx.Module):
     """Holds `text_encoder` and `unet`; these parameter paths are what checkpoints store.
 
@@ -20,11 +32,25 @@ class TextToImage(nnx.Module):
     is_video = False
 
     def __init__(self, text_config: TextEncoderConfig, unet_config: UNetConfig, *, rngs: nnx.Rngs):
-        if unet_config.context_features != text_config.width:
-            raise ValueError(f"unet.context_features ({unet_config.context_features}) must equal "
-                             f"text_encoder.width ({text_config.width}).")
+        check_text_width(text_config, unet_config)
         self.text_encoder = TextEncoder(text_config, rngs=rngs)
         self.unet = UNet2D(unet_config, rngs=rngs)
+
+    @property
+    def resolution(self) -> int:
+        """Side of the images it denoises."""
+        return self.unet.config.resolution
+
+    def input_shape(self, batch: int, frames: int | None = None) -> tuple[int, ...]:
+        """(B, H, W, 3); an image model takes no `frames`."""
+        if frames is not None:
+            raise ValueError("frames is only for video models; this is an image model.")
+        return image_shape(batch, self.resolution, self.unet.config.out_channels)
+
+    def conditioning_shapes(self, batch: int, frames: int | None = None) -> dict:
+        """No inputs besides the text."""
+        del batch, frames
+        return {}
 
     def encode_text(self, tokens):
         """tokens (B, L) int32 -> condition dict with `context` (B, L, C) and `mask` (B, L)."""

@@ -19,7 +19,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from lumiere_jax.models import tokenizer
+from lumiere_jax.names import EMBED, HEADS, MLP, NORM, POSITION, VOCAB
+from lumiere_jax.text import tokenizer
 from lumiere_jax.models.text_encoder import (TextEncoder, TextEncoderConfig, TextParam,
                                              relative_position_buckets)
 from lumiere_jax.nn.attention import MultiHeadAttention
@@ -48,13 +49,13 @@ class DecoderLayer(nnx.Module):
 
     def __init__(self, config: TextEncoderConfig, *, rngs: nnx.Rngs):
         width, hidden = config.width, config.width * config.mlp_ratio
-        norm = lambda: named_axes(nnx.RMSNorm(width, rngs=rngs), "norm")
+        norm = lambda: named_axes(nnx.RMSNorm(width, rngs=rngs), NORM)
         self.self_norm, self.cross_norm, self.mlp_norm = norm(), norm(), norm()
         self.self_attention = MultiHeadAttention(width, config.num_heads, rngs=rngs)
         self.cross_attention = MultiHeadAttention(width, config.num_heads, rngs=rngs)
-        self.gate = named_axes(nnx.Linear(width, hidden, use_bias=False, rngs=rngs), "embed", "mlp")
-        self.up = named_axes(nnx.Linear(width, hidden, use_bias=False, rngs=rngs), "embed", "mlp")
-        self.down = named_axes(nnx.Linear(hidden, width, use_bias=False, rngs=rngs), "mlp", "embed")
+        self.gate = named_axes(nnx.Linear(width, hidden, use_bias=False, rngs=rngs), EMBED, MLP)
+        self.up = named_axes(nnx.Linear(width, hidden, use_bias=False, rngs=rngs), EMBED, MLP)
+        self.down = named_axes(nnx.Linear(hidden, width, use_bias=False, rngs=rngs), MLP, EMBED)
 
     def __call__(self, y, bias, encoded, encoded_mask):
         y = y + self.self_attention(self.self_norm(y), bias=bias, is_causal=True)
@@ -66,6 +67,8 @@ class DecoderLayer(nnx.Module):
 class T5Pretrainer(nnx.Module):
     """Encoder (kept) + decoder (discarded): logits of the target spans given corrupted text."""
 
+    trainable = nnx.Param  # text pretraining trains the encoder (its TextParams) too
+
     def __init__(self, text_config: TextEncoderConfig, decoder_config: DecoderConfig, *,
                  rngs: nnx.Rngs):
         width = text_config.width
@@ -73,17 +76,17 @@ class T5Pretrainer(nnx.Module):
         self.text_encoder = TextEncoder(text_config, rngs=rngs)
         # Not TextParam: these leave with the decoder.
         self.sentinel_embed = named_axes(nnx.Embed(decoder_config.num_sentinels, width, rngs=rngs),
-                                         "vocab", "embed")
+                                         VOCAB, EMBED)
         self.decoder_embed = named_axes(nnx.Embed(decoder_config.output_vocab, width, rngs=rngs),
-                                        "vocab", "embed")
+                                        VOCAB, EMBED)
         self.decoder_position_bias = named_axes(
-            nnx.Embed(text_config.num_buckets, text_config.num_heads, rngs=rngs), "position", "heads")
+            nnx.Embed(text_config.num_buckets, text_config.num_heads, rngs=rngs), POSITION, HEADS)
         self.decoder = nnx.List([DecoderLayer(text_config, rngs=rngs)
                                  for _ in range(decoder_config.num_layers)])
-        self.decoder_norm = named_axes(nnx.RMSNorm(width, rngs=rngs), "norm")
+        self.decoder_norm = named_axes(nnx.RMSNorm(width, rngs=rngs), NORM)
         self.lm_head = named_axes(nnx.Linear(width, decoder_config.output_vocab, use_bias=False,
-                                             rngs=rngs), "embed", "vocab")
-        self.paraphrase_head = named_axes(nnx.Linear(width, width, rngs=rngs), "embed", "mlp")
+                                             rngs=rngs), EMBED, VOCAB)
+        self.paraphrase_head = named_axes(nnx.Linear(width, width, rngs=rngs), EMBED, MLP)
 
     def sentence_embedding(self, tokens):
         """Unit-norm embedding (B, width) of clean captions: the masked mean of the encoder's

@@ -12,10 +12,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from lumiere_jax.models import tokenizer
+from lumiere_jax.names import EMBED, HEADS, MLP, NORM, POSITION, VOCAB
 from lumiere_jax.nn.attention import MultiHeadAttention
 from lumiere_jax.nn.sharding import named_axes
 from lumiere_jax.nn.variables import retype_params
+from lumiere_jax.text import tokenizer
 
 
 class TextParam(nnx.Param):
@@ -53,12 +54,12 @@ class EncoderLayer(nnx.Module):
 
     def __init__(self, config: TextEncoderConfig, *, rngs: nnx.Rngs):
         width, hidden = config.width, config.width * config.mlp_ratio
-        self.attention_norm = named_axes(nnx.RMSNorm(width, rngs=rngs), "norm")
+        self.attention_norm = named_axes(nnx.RMSNorm(width, rngs=rngs), NORM)
         self.attention = MultiHeadAttention(width, config.num_heads, rngs=rngs)
-        self.mlp_norm = named_axes(nnx.RMSNorm(width, rngs=rngs), "norm")
-        self.gate = named_axes(nnx.Linear(width, hidden, use_bias=False, rngs=rngs), "embed", "mlp")
-        self.up = named_axes(nnx.Linear(width, hidden, use_bias=False, rngs=rngs), "embed", "mlp")
-        self.down = named_axes(nnx.Linear(hidden, width, use_bias=False, rngs=rngs), "mlp", "embed")
+        self.mlp_norm = named_axes(nnx.RMSNorm(width, rngs=rngs), NORM)
+        self.gate = named_axes(nnx.Linear(width, hidden, use_bias=False, rngs=rngs), EMBED, MLP)
+        self.up = named_axes(nnx.Linear(width, hidden, use_bias=False, rngs=rngs), EMBED, MLP)
+        self.down = named_axes(nnx.Linear(hidden, width, use_bias=False, rngs=rngs), MLP, EMBED)
 
     def __call__(self, x, mask, bias):
         x = x + self.attention(self.attention_norm(x), context_mask=mask, bias=bias)
@@ -72,11 +73,11 @@ class TextEncoder(nnx.Module):
     def __init__(self, config: TextEncoderConfig, *, rngs: nnx.Rngs):
         self.config = config
         self.embed = named_axes(nnx.Embed(tokenizer.VOCAB_SIZE, config.width, rngs=rngs),
-                                "vocab", "embed")
+                                VOCAB, EMBED)
         self.position_bias = named_axes(nnx.Embed(config.num_buckets, config.num_heads, rngs=rngs),
-                                        "position", "heads")
+                                        POSITION, HEADS)
         self.layers = nnx.List([EncoderLayer(config, rngs=rngs) for _ in range(config.num_layers)])
-        self.final_norm = named_axes(nnx.RMSNorm(config.width, rngs=rngs), "norm")
+        self.final_norm = named_axes(nnx.RMSNorm(config.width, rngs=rngs), NORM)
         retype_params(self, TextParam)
 
     def __call__(self, tokens):
@@ -95,24 +96,3 @@ class TextEncoder(nnx.Module):
             x = layer(x, mask, bias)
         return self.final_norm(x), mask
 
-
-def load_text_encoder(text_encoder: TextEncoder, export_dir: str) -> None:
-    """Restores an exported pretrained text encoder (kind "text_encoder") into `text_encoder`;
-    its sizes must equal this encoder's."""
-    from lumiere_jax.models import io  # io imports the model builders, which import this module
-
-    model = io.read_exported_config(export_dir).get("model", {})
-    if model.get("kind") != "text_encoder":
-        raise io.CheckpointError(
-            f"{export_dir!r} is a {model.get('kind')!r} checkpoint; config.model.text_checkpoint "
-            f"needs an exported text encoder (train one with configs/t5_shapes.py).")
-    found = dict(model.get("text_encoder", {}))
-    expected = dataclasses.asdict(text_encoder.config)
-    differ = {k: (found.get(k), v) for k, v in expected.items() if found.get(k, v) != v}
-    if differ:
-        raise io.CheckpointError(
-            f"Text encoder {export_dir!r} does not fit config.model.text_encoder: "
-            + "; ".join(f"{k}: checkpoint has {a!r}, config has {b!r}" for k, (a, b) in differ.items()))
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
-                            nnx.state(text_encoder, TextParam))
-    nnx.update(text_encoder, io.restore_params(export_dir, abstract))

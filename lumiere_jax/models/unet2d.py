@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from lumiere_jax.names import EMBED, MLP
 from lumiere_jax.nn.attention import AttentionPool, SpatialAttentionBlock
 from lumiere_jax.nn.embeddings import sinusoidal_embedding
 from lumiere_jax.nn.resblock import Downsample, ResBlock, Upsample, group_norm
@@ -114,11 +115,11 @@ class UNet2D(nnx.Module):
         base = config.base_channels
         emb = 4 * base
         widths = [base * m for m in config.channel_mult]
-        self.time_mlp_in = named_axes(nnx.Linear(base, emb, rngs=rngs), "embed", "mlp")
-        self.time_mlp_out = named_axes(nnx.Linear(emb, emb, rngs=rngs), "mlp", "embed")
+        self.time_mlp_in = named_axes(nnx.Linear(base, emb, rngs=rngs), EMBED, MLP)
+        self.time_mlp_out = named_axes(nnx.Linear(emb, emb, rngs=rngs), MLP, EMBED)
         self.text_pool = AttentionPool(config.context_features, config.num_heads, rngs=rngs)
         self.text_to_emb = named_axes(nnx.Linear(config.context_features, emb, rngs=rngs),
-                                      "embed", "mlp")
+                                      EMBED, MLP)
         patch_area = config.patch_size ** 2
         self.conv_in = named_axes(nnx.Conv(config.in_channels * patch_area, base, (3, 3), rngs=rngs),
                                   *conv_axes(2))

@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from lumiere_jax.names import EMBED, HEADS
+from lumiere_jax.nn.resblock import group_norm
 from lumiere_jax.nn.sharding import name_variable, named_axes
 
 
@@ -19,13 +21,13 @@ class MultiHeadAttention(nnx.Module):
         context_features = context_features or features
         self.num_heads = num_heads
         projection = lambda width: named_axes(
-            nnx.Linear(width, features, use_bias=False, rngs=rngs), "embed", "heads")
+            nnx.Linear(width, features, use_bias=False, rngs=rngs), EMBED, HEADS)
         self.query = projection(features)
         self.key = projection(context_features)
         self.value = projection(context_features)
         out_init = nnx.initializers.zeros_init() if zero_init_output else nnx.initializers.lecun_normal()
         self.out = named_axes(nnx.Linear(features, features, kernel_init=out_init, rngs=rngs),
-                              "heads", "embed")
+                              HEADS, EMBED)
 
     def __call__(self, x, context=None, context_mask=None, bias=None, is_causal: bool = False):
         """x: (B, Lq, C); context: (B, Lk, Cc) or None for self-attention; context_mask: (B, Lk)
@@ -43,7 +45,7 @@ class AttentionPool(nnx.Module):
 
     def __init__(self, features: int, num_heads: int, *, rngs: nnx.Rngs):
         self.query = name_variable(
-            nnx.Param(jax.random.normal(rngs.params(), (1, 1, features)) * 0.02), None, None, "embed")
+            nnx.Param(jax.random.normal(rngs.params(), (1, 1, features)) * 0.02), None, None, EMBED)
         self.attention = MultiHeadAttention(features, num_heads, rngs=rngs)
 
     def __call__(self, tokens, mask):
@@ -57,8 +59,6 @@ class SpatialAttentionBlock(nnx.Module):
     """Residual self-attention over pixels, then residual cross-attention to text tokens."""
 
     def __init__(self, features: int, num_heads: int, context_features: int, *, rngs: nnx.Rngs):
-        from lumiere_jax.nn.resblock import group_norm
-
         self.norm_self = group_norm(features, rngs)
         self.self_attention = MultiHeadAttention(features, num_heads, zero_init_output=True, rngs=rngs)
         self.norm_cross = group_norm(features, rngs)

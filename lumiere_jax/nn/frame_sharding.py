@@ -19,8 +19,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-TIME_AXIS = "time"
-BATCH_AXES = ("data", "fsdp")
+from lumiere_jax.names import BATCH_AXES, TIME
 
 
 def batch_axes(mesh: Mesh, batch: int) -> tuple[str, ...] | None:
@@ -38,7 +37,7 @@ class FrameSharding:
     @property
     def shards(self) -> int:
         """Blocks of frames a clip is split into."""
-        return 1 if self.mesh is None else self.mesh.shape[TIME_AXIS]
+        return 1 if self.mesh is None else self.mesh.shape[TIME]
 
     @property
     def sharded(self) -> bool:
@@ -46,7 +45,7 @@ class FrameSharding:
 
     def video_spec(self, batch: int) -> P:
         """Batch over data x fsdp (when they divide it), frames over time."""
-        return P(None if self.mesh is None else batch_axes(self.mesh, batch), TIME_AXIS)
+        return P(None if self.mesh is None else batch_axes(self.mesh, batch), TIME)
 
     def constrain(self, video):
         """Keeps a video (B, T, ...) in the frame-sharded layout (a no-op when unsharded)."""
@@ -89,21 +88,21 @@ class FrameSharding:
         to_next = [(i, i + 1) for i in range(self.shards - 1)]
         to_previous = [(i + 1, i) for i in range(self.shards - 1)]
         # ppermute gives zeros to the shard that nobody sends to: the clip's ends.
-        before = jax.lax.ppermute(frames[:, -halo:], TIME_AXIS, to_next)
-        after = jax.lax.ppermute(frames[:, :halo], TIME_AXIS, to_previous)
+        before = jax.lax.ppermute(frames[:, -halo:], TIME, to_next)
+        after = jax.lax.ppermute(frames[:, :halo], TIME, to_previous)
         return jnp.concatenate([before, frames, after], axis=1)
 
     def all_frames(self, frames):
         """frames (B, t, ...) of this block -> (B, T, ...) of the whole clip."""
         if not self.sharded:
             return frames
-        return jax.lax.all_gather(frames, TIME_AXIS, axis=1, tiled=True)
+        return jax.lax.all_gather(frames, TIME, axis=1, tiled=True)
 
     def first_frame(self, frames_per_block: int):
         """Index in the clip of this block's first frame."""
         if not self.sharded:
             return 0
-        return jax.lax.axis_index(TIME_AXIS) * frames_per_block
+        return jax.lax.axis_index(TIME) * frames_per_block
 
 
 UNSHARDED = FrameSharding()

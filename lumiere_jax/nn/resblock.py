@@ -5,13 +5,14 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from lumiere_jax.names import EMBED, MLP, NORM
 from lumiere_jax.nn.sharding import conv_axes, named_axes
 
 
 def group_norm(features: int, rngs: nnx.Rngs) -> nnx.GroupNorm:
     """GroupNorm with up to 32 groups that divide `features`."""
     groups = next(g for g in (32, 16, 8, 4, 2, 1) if features % g == 0 and g <= features)
-    return named_axes(nnx.GroupNorm(features, num_groups=groups, rngs=rngs), "norm")
+    return named_axes(nnx.GroupNorm(features, num_groups=groups, rngs=rngs), NORM)
 
 
 class ResBlock(nnx.Module):
@@ -26,7 +27,7 @@ class ResBlock(nnx.Module):
         self.conv_in = named_axes(nnx.Conv(in_features, out_features, (3, 3), rngs=rngs),
                                   *conv_axes(2))
         self.emb_proj = named_axes(nnx.Linear(emb_features, 2 * out_features, rngs=rngs),
-                                   "embed", "mlp")
+                                   EMBED, MLP)
         self.norm_out = group_norm(out_features, rngs)
         self.conv_out = named_axes(nnx.Conv(out_features, out_features, (3, 3),
                                             kernel_init=nnx.initializers.zeros_init(), rngs=rngs),

@@ -9,20 +9,9 @@ from __future__ import annotations
 
 from flax import nnx
 
-METADATA_KEY = "logical_axes"
+from lumiere_jax.names import CONV_IN, CONV_OUT, CONV_WINDOW, LOGICAL_AXES
 
-# Every logical name a layer may use. `config.mesh.rules` maps each to a mesh axis (or None).
-LOGICAL_AXES = (
-    "embed",        # model width: inputs and outputs of dense layers, text width
-    "mlp",          # hidden width of dense layers and conditioning projections
-    "heads",        # attention width (heads x head size), or per-head tables
-    "conv_in",      # input channels of a convolution
-    "conv_out",     # output channels of a convolution
-    "conv_window",  # spatial or temporal taps of a convolution
-    "norm",         # scale and bias of a normalisation
-    "vocab",        # token embedding rows
-    "position",     # rows of a position-bias table
-)
+METADATA_KEY = "logical_axes"
 
 
 def check_names(names: tuple[str | None, ...]) -> tuple[str | None, ...]:
@@ -60,7 +49,7 @@ def named_axes(layer: nnx.Module, *kernel_names: str | None) -> nnx.Module:
 
 def conv_axes(window_dims: int) -> tuple[str, ...]:
     """Logical names of a conv kernel (*window, in, out)."""
-    return ("conv_window",) * window_dims + ("conv_in", "conv_out")
+    return (CONV_WINDOW,) * window_dims + (CONV_IN, CONV_OUT)
 
 
 def logical_axes(variable: nnx.Variable) -> tuple[str | None, ...] | None:

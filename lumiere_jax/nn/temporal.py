@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from lumiere_jax.names import CONV_IN, CONV_OUT, EMBED, HEADS, MLP, POSITION
 from lumiere_jax.nn.attention import AttentionPool, MultiHeadAttention
 from lumiere_jax.nn.frame_sharding import UNSHARDED, FrameSharding
 from lumiere_jax.nn.resblock import group_norm
@@ -74,10 +75,10 @@ class TemporalConvBlock(nnx.Module):
     def __init__(self, features: int, emb_features: int, kernel_size: int = 3, *, rngs: nnx.Rngs):
         self.norm = group_norm(features, rngs)
         self.conv = temporal_conv(features, kernel_size, rngs)
-        self.emb_proj = named_axes(nnx.Linear(emb_features, 2 * features, rngs=rngs), "embed", "mlp")
+        self.emb_proj = named_axes(nnx.Linear(emb_features, 2 * features, rngs=rngs), EMBED, MLP)
         self.proj = named_axes(nnx.Linear(features, features,
                                           kernel_init=nnx.initializers.zeros_init(), rngs=rngs),
-                               "conv_in", "conv_out")
+                               CONV_IN, CONV_OUT)
         as_temporal(self)
 
     def __call__(self, video, emb, frame_sharding: FrameSharding = UNSHARDED):
@@ -102,7 +103,7 @@ class TemporalTextEmbedding(nnx.Module):
         self.pool = AttentionPool(context_features, num_heads, rngs=rngs)
         self.proj = named_axes(nnx.Linear(context_features, emb_features,
                                           kernel_init=nnx.initializers.zeros_init(), rngs=rngs),
-                               "embed", "mlp")
+                               EMBED, MLP)
         as_temporal(self)
 
     def __call__(self, context, context_mask):
@@ -116,7 +117,7 @@ class TemporalPositionBias(nnx.Module):
     def __init__(self, num_heads: int, max_distance: int = 32):
         self.max_distance = max_distance
         self.table = name_variable(TemporalParam(jnp.zeros((2 * max_distance + 1, num_heads))),
-                                   "position", "heads")
+                                   POSITION, HEADS)
 
     def __call__(self, length: int):
         """-> (1, heads, length, length), broadcastable over the batch of pixels."""

@@ -8,7 +8,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from lumiere_jax.nn.frame_sharding import BATCH_AXES, TIME_AXIS, batch_axes
+from lumiere_jax.names import BATCH_AXES, TIME
+from lumiere_jax.nn.frame_sharding import batch_axes
 
 
 def train_batch_shardings(mesh: Mesh, global_batch: int, clips: bool) -> dict:
@@ -24,17 +25,17 @@ def train_batch_shardings(mesh: Mesh, global_batch: int, clips: bool) -> dict:
         warnings.warn(f"A global batch of {global_batch} does not split over data x fsdp = "
                       f"{devices} devices: each of them computes the whole batch. Use a multiple "
                       f"of {devices} (config.data.batch_size is per process).", stacklevel=2)
-    frames = P(rows, TIME_AXIS) if clips else P(rows)
+    frames = P(rows, TIME) if clips else P(rows)
     return {"frames": NamedSharding(mesh, frames), "tokens": NamedSharding(mesh, P(rows))}
 
 
 def check_whole_clips_per_process(mesh: Mesh) -> None:
     """Each process reads whole clips, so a clip's time shards must all be on one process."""
     processes = np.vectorize(lambda device: device.process_index)(mesh.devices)
-    time = mesh.axis_names.index(TIME_AXIS)
+    time = mesh.axis_names.index(TIME)
     if not np.all(processes == np.take(processes, [0], axis=time)):
         raise ValueError(
-            f"The mesh's time axis ({mesh.shape[TIME_AXIS]} shards) spans several processes, but "
+            f"The mesh's time axis ({mesh.shape[TIME]} shards) spans several processes, but "
             f"each process loads whole clips: use a time axis of at most "
             f"{jax.local_device_count()} (the devices of one process).")
 

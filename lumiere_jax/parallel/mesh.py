@@ -6,23 +6,23 @@ import math
 import jax
 from jax.sharding import AxisType, Mesh
 
+from lumiere_jax.names import MESH_AXES
 from lumiere_jax.settings import ConfigError, MeshSettings
 
-AXES = ("data", "fsdp", "time")
 # Auto axes: the compiler propagates shardings through the model (reshapes that fold time into
 # batch included); the parts that need explicit communication are written with jax.shard_map.
-AXIS_TYPES = (AxisType.Auto,) * len(AXES)
+AXIS_TYPES = (AxisType.Auto,) * len(MESH_AXES)
 
 
 def mesh_shape(settings: MeshSettings, device_count: int) -> dict[str, int]:
     """Axis sizes with -1 resolved; refuses sizes whose product is not `device_count`."""
-    sizes = {axis: getattr(settings, axis) for axis in AXES}
+    sizes = {axis: getattr(settings, axis) for axis in MESH_AXES}
     fixed = math.prod(size for size in sizes.values() if size != -1)
     wildcard = [axis for axis, size in sizes.items() if size == -1]
     if wildcard and device_count % fixed == 0:
         sizes[wildcard[0]] = device_count // fixed
     if math.prod(sizes.values()) != device_count:
-        given = " x ".join(f"{axis}={getattr(settings, axis)}" for axis in AXES)
+        given = " x ".join(f"{axis}={getattr(settings, axis)}" for axis in MESH_AXES)
         raise ConfigError(
             f"config.mesh {given} does not fit the {device_count} device(s): the axis sizes must "
             f"multiply to {device_count} (one axis may be -1: the devices the others leave).")
@@ -33,5 +33,5 @@ def make_mesh(settings: MeshSettings, devices=None) -> Mesh:
     """A mesh over `devices` (default: every device of every process) with Auto axis types."""
     devices = jax.devices() if devices is None else list(devices)
     sizes = mesh_shape(settings, len(devices))
-    return jax.make_mesh(tuple(sizes[axis] for axis in AXES), AXES, axis_types=AXIS_TYPES,
+    return jax.make_mesh(tuple(sizes[axis] for axis in MESH_AXES), MESH_AXES, axis_types=AXIS_TYPES,
                          devices=devices)

@@ -17,9 +17,8 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from lumiere_jax.names import FSDP
 from lumiere_jax.nn.sharding import logical_axes
-
-FSDP_AXIS = "fsdp"
 
 
 def weight_spec(shape: tuple[int, ...], names: tuple[str | None, ...] | None,
@@ -33,11 +32,11 @@ def weight_spec(shape: tuple[int, ...], names: tuple[str | None, ...] | None,
         axis = rules.get(name) if name is not None else None
         usable = axis is not None and axis not in spec and size % mesh.shape[axis] == 0
         spec.append(axis if usable else None)
-    fsdp = mesh.shape.get(FSDP_AXIS, 1)
-    if fsdp > 1 and FSDP_AXIS not in spec:
+    fsdp = mesh.shape.get(FSDP, 1)
+    if fsdp > 1 and FSDP not in spec:
         free = [d for d, (axis, size) in enumerate(zip(spec, shape)) if axis is None and size % fsdp == 0]
         if free:
-            spec[max(reversed(free), key=lambda d: shape[d])] = FSDP_AXIS  # ties: the last
+            spec[max(reversed(free), key=lambda d: shape[d])] = FSDP  # ties: the last
     return P(*spec)
 
 

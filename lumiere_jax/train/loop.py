@@ -13,53 +13,26 @@ import orbax.checkpoint as ocp
 from flax import nnx
 from jax.experimental import multihost_utils
 
+from lumiere_jax import settings as S
+from lumiere_jax.checkpoints.exported import restore_params, save_exported
+from lumiere_jax.checkpoints.pretrained import build_pretrained
 from lumiere_jax.data import pipeline, tfds_shapes
 from lumiere_jax.eval.in_training import evaluate_weights
-from lumiere_jax.models.build import build_model, trainable_filter
-from lumiere_jax.models.io import restore_params, save_exported
-from lumiere_jax import settings as S
+from lumiere_jax.models.build import build_model
+from lumiere_jax.names import TIME
 from lumiere_jax.nn.frame_sharding import FrameSharding
 from lumiere_jax.parallel import batch as batching
 from lumiere_jax.parallel.mesh import make_mesh
 from lumiere_jax.parallel.partition import shard_train_state, state_shardings
 from lumiere_jax.train import metrics as M
 from lumiere_jax.train.checkpointing import RunCheckpoints
+from lumiere_jax.train.settings import RunSettings, parse_run_config
 from lumiere_jax.train.state import create_train_state, learning_rate_schedule, make_optimizer
 from lumiere_jax.train.step import jit_sharded_train_step, make_train_step
-
-SECTIONS = ("model", "diffusion", "data", "optim", "mesh", "checkpoint", "log", "sample", "seed")
 
 
 class TrainingDiverged(FloatingPointError):
     """The loss or gradients became NaN or infinite."""
-
-
-@dataclasses.dataclass(frozen=True)
-class RunSettings:
-    """The typed sections of a training config (model stays a ConfigDict for the builders)."""
-    diffusion: S.DiffusionSettings
-    data: S.DataSettings
-    optim: S.OptimSettings
-    mesh: S.MeshSettings
-    checkpoint: S.CheckpointSettings
-    log: S.LogSettings
-    sample: S.SampleSettings
-    seed: int
-
-
-def parse_run_config(config: ml_collections.ConfigDict) -> RunSettings:
-    """Validates every section of a training config; errors name the bad key."""
-    S.check_sections(config, SECTIONS)
-    return RunSettings(
-        diffusion=S.from_config(S.DiffusionSettings, config.get("diffusion", {}), "diffusion"),
-        data=S.from_config(S.DataSettings, config.get("data", {}), "data"),
-        optim=S.from_config(S.OptimSettings, config.get("optim", {}), "optim"),
-        mesh=S.from_config(S.MeshSettings, config.get("mesh", {}), "mesh"),
-        checkpoint=S.from_config(S.CheckpointSettings, config.get("checkpoint", {}), "checkpoint"),
-        log=S.from_config(S.LogSettings, config.get("log", {}), "log"),
-        sample=S.from_config(S.SampleSettings, config.get("sample", {}), "sample"),
-        seed=int(config.get("seed", 0)),
-    )
 
 
 def default_data_dir() -> str:
@@ -104,8 +77,8 @@ def check_data_fits_model(data: S.DataSettings, model, time_shards: int = 1) -> 
 
 def check_mesh_fits_data(data: S.DataSettings, mesh) -> None:
     """Only clips have frames to split over the mesh's time axis."""
-    if mesh.shape["time"] > 1 and data.mode != "clips":
-        raise S.ConfigError(f"config.mesh.time={mesh.shape['time']} splits clips over devices, but "
+    if mesh.shape[TIME] > 1 and data.mode != "clips":
+        raise S.ConfigError(f"config.mesh.time={mesh.shape[TIME]} splits clips over devices, but "
                             f"single frames (an image model's data) have no time axis: set "
                             f"config.mesh.time=1.")
     batching.check_whole_clips_per_process(mesh)
@@ -128,12 +101,12 @@ def setup(config: ml_collections.ConfigDict):
     run = parse_run_config(config)
     mesh = make_mesh(run.mesh)
     check_mesh_fits_data(run.data, mesh)
-    model = build_model(config.model, seed=run.seed)
-    check_data_fits_model(run.data, model, mesh.shape["time"])
-    if mesh.shape["time"] > 1:
+    model = build_pretrained(run.model, seed=run.seed)
+    check_data_fits_model(run.data, model, mesh.shape[TIME])
+    if mesh.shape[TIME] > 1:
         model.shard_frames(FrameSharding(mesh))
     optimizer = make_optimizer(run.optim)
-    graphdef, state = create_train_state(model, optimizer, run.seed, trainable_filter(model))
+    graphdef, state = create_train_state(model, optimizer, run.seed, model.trainable)
     shardings = state_shardings(state, mesh, run.mesh.rules)
     state = shard_train_state(state, mesh, run.mesh.rules)
     batch_shardings = batching.train_batch_shardings(
@@ -144,7 +117,7 @@ def setup(config: ml_collections.ConfigDict):
     def train_step(state, local_batch):
         return jitted(state, batching.global_batch(local_batch, batch_shardings))
 
-    iterator = make_train_iterator(run.data, model.text_encoder.config.max_length, run.seed)
+    iterator = make_train_iterator(run.data, run.model.text_encoder.max_length, run.seed)
     return run, graphdef, state, train_step, iterator
 
 
@@ -223,9 +196,9 @@ def load_run_ema(workdir: str, step: int | None = None):
             raise FileNotFoundError(f"No checkpoints under {checkpoints.directory}.")
         config = ml_collections.ConfigDict(checkpoints.restore_metadata(step)["config"])
         run = parse_run_config(config)
-        model = build_model(config.model, seed=run.seed)
+        model = build_model(run.model, seed=run.seed)
         graphdef, state = create_train_state(model, make_optimizer(run.optim), run.seed,
-                                             trainable_filter(model))
+                                             model.trainable)
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
         state = checkpoints.restore_state(step, abstract)
     finally:

@@ -8,14 +8,11 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from lumiere_jax import diffusion
-from lumiere_jax.models import tokenizer
-from lumiere_jax.settings import DiffusionSettings, OptimSettings
+from lumiere_jax.diffusion.pixels import frames_to_model_range
+from lumiere_jax.diffusion.settings import DiffusionSettings
+from lumiere_jax.settings import OptimSettings
+from lumiere_jax.text import tokenizer
 from lumiere_jax.train.state import TrainState
-
-
-def frames_to_model_range(frames):
-    """uint8 pixels [0, 255] -> float32 in [-1, 1]."""
-    return frames.astype(jnp.float32) / 127.5 - 1.0
 
 
 def null_tokens(length: int):

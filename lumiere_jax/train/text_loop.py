@@ -21,12 +21,15 @@ import optax
 from flax import nnx
 
 from lumiere_jax import settings as S
+from lumiere_jax.checkpoints.exported import save_exported
+from lumiere_jax.checkpoints.paths import portable_config
 from lumiere_jax.data.text_corpus import make_text_iterator
 from lumiere_jax.eval.text_probe import probe_text_encoder
-from lumiere_jax.models.io import save_exported
-from lumiere_jax.models.t5 import DecoderConfig, T5Pretrainer
-from lumiere_jax.models.text_encoder import TextEncoderConfig, TextParam
-from lumiere_jax.models import tokenizer
+from lumiere_jax.models.build import build_model
+from lumiere_jax.models.settings import ModelSettings, parse_model_config
+from lumiere_jax.models.t5 import T5Pretrainer
+from lumiere_jax.models.text_encoder import TextParam
+from lumiere_jax.text import tokenizer
 from lumiere_jax.train import metrics as M
 from lumiere_jax.train.checkpointing import RunCheckpoints
 from lumiere_jax.train.loop import check_finite
@@ -70,8 +73,7 @@ class ProbeSettings:
 
 @dataclasses.dataclass(frozen=True)
 class TextRunSettings:
-    text_encoder: TextEncoderConfig
-    decoder: DecoderConfig
+    model: ModelSettings  # kind "t5": its text_encoder and decoder
     data: TextDataSettings
     objective: ObjectiveSettings
     optim: S.OptimSettings
@@ -84,16 +86,12 @@ class TextRunSettings:
 def parse_text_config(config: ml_collections.ConfigDict) -> TextRunSettings:
     """Validates a text-stage config; errors name the bad key."""
     S.check_sections(config, SECTIONS)
-    model = S.as_dict(config.model)
-    unknown = sorted(set(model) - {"kind", "text_encoder", "decoder"})
-    if unknown:
-        raise S.ConfigError(f"Unknown key(s) {unknown} in config.model; allowed: "
-                            f"['decoder', 'kind', 'text_encoder'].")
+    model = parse_model_config(config.model)
+    if model.kind != "t5":
+        raise S.ConfigError(f"The text stage trains config.model.kind 't5', got {model.kind!r}.")
     section = lambda cls, name: S.from_config(cls, config.get(name, {}), name)
     return TextRunSettings(
-        text_encoder=S.from_config(TextEncoderConfig, model.get("text_encoder", {}),
-                                   "model.text_encoder"),
-        decoder=S.from_config(DecoderConfig, model.get("decoder", {}), "model.decoder"),
+        model=model,
         data=section(TextDataSettings, "data"), objective=section(ObjectiveSettings, "objective"),
         optim=section(S.OptimSettings, "optim"),
         checkpoint=section(S.CheckpointSettings, "checkpoint"), log=section(S.LogSettings, "log"),
@@ -151,18 +149,18 @@ def make_text_train_step(graphdef, objective: ObjectiveSettings, optim: S.OptimS
 def setup_text(config: ml_collections.ConfigDict):
     """(settings, graphdef, fresh TrainState, jitted step, data iterator)."""
     run = parse_text_config(config)
-    if run.text_encoder.max_length < 8:
+    if run.model.text_encoder.max_length < 8:
         raise S.ConfigError("model.text_encoder.max_length must be >= 8 for span corruption.")
-    model = T5Pretrainer(run.text_encoder, run.decoder, rngs=nnx.Rngs(run.seed))
+    model = build_model(run.model, seed=run.seed)
     optimizer = make_optimizer(run.optim)
-    graphdef, state = create_train_state(model, optimizer, run.seed, nnx.Param)
+    graphdef, state = create_train_state(model, optimizer, run.seed, model.trainable)
     step = jax.jit(make_text_train_step(graphdef, run.objective, run.optim, optimizer),
                    donate_argnums=(0,))
     iterator = make_text_iterator(
         num_captions=run.data.num_captions, batch_size=run.data.batch_size,
-        seed=run.data.seed + run.seed, input_length=run.text_encoder.max_length,
-        target_length=run.decoder.max_target_length, noise_density=run.data.noise_density,
-        mean_span_length=run.data.mean_span_length, num_sentinels=run.decoder.num_sentinels)
+        seed=run.data.seed + run.seed, input_length=run.model.text_encoder.max_length,
+        target_length=run.model.decoder.max_target_length, noise_density=run.data.noise_density,
+        mean_span_length=run.data.mean_span_length, num_sentinels=run.model.decoder.num_sentinels)
     return run, graphdef, state, step, iterator
 
 
@@ -171,7 +169,7 @@ def export_encoder(export_dir: str, model: T5Pretrainer, config: ml_collections.
     """Writes the encoder's weights and a config that names it (kind "text_encoder")."""
     exported = {"model": {"kind": "text_encoder",
                           "text_encoder": S.as_dict(config.model.text_encoder)},
-                "pretraining": config.to_dict()}
+                "pretraining": portable_config(config.to_dict())}
     extra = {"probe.json": json.dumps(probe, indent=2, sort_keys=True)} if probe else None
     save_exported(export_dir, nnx.state(model.text_encoder, TextParam), exported, extra)
 

@@ -1,7 +1,7 @@
 """Exported model checkpoints: `<dir>/params` (Orbax) plus `<dir>/config.json`.
 
 This is the format that ships in `lumiere_jax/weights/` and that the STUNet loads its frozen
-backbone from.
+backbone from. The config is stored without machine-specific paths (`paths.portable_config`).
 """
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ import orbax.checkpoint as ocp
 from flax import nnx
 from jax.experimental import multihost_utils
 
+from lumiere_jax.checkpoints.paths import portable_config
 from lumiere_jax.models.build import build_model
+from lumiere_jax.models.settings import parse_model_config
 
 
 class CheckpointError(ValueError):
@@ -32,7 +34,7 @@ def save_exported(directory: str, params: nnx.State, config: dict, extra_files: 
     """Writes params and config atomically: a staging sibling folder renamed at the end.
 
     With several processes every one calls it (Orbax writes each one's shards of `params`);
-    process 0 writes the rest and renames.
+    process 0 writes the rest and renames. Paths in `config` are made portable.
     """
     directory = os.path.abspath(os.fspath(directory))
     parent = os.path.dirname(directory)
@@ -48,7 +50,7 @@ def save_exported(directory: str, params: nnx.State, config: dict, extra_files: 
             checkpointer.save(os.path.join(staging, "params"), params)
         if primary:
             with open(os.path.join(staging, "config.json"), "w", encoding="utf-8") as f:
-                json.dump(config, f, indent=2, sort_keys=True)
+                json.dump(portable_config(config), f, indent=2, sort_keys=True)
             for name, text in (extra_files or {}).items():
                 with open(os.path.join(staging, name), "w", encoding="utf-8") as f:
                     f.write(text)
@@ -93,12 +95,10 @@ def restore_params(directory: str, abstract_params: nnx.State) -> nnx.State:
 
 
 def load_exported(directory: str):
-    """(model, config) from an exported checkpoint."""
+    """(model, config) from an exported checkpoint (its own weights only: the pretrained parts
+    its config names are in the export already)."""
     config = read_exported_config(directory)
-    for source in ("backbone", "text_checkpoint"):
-        if source in config.model:
-            config.model[source] = ""  # the export already holds these weights
-    model = build_model(config.model)
+    model = build_model(parse_model_config(config.model))
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, nnx.state(model, nnx.Param))
     nnx.update(model, restore_params(directory, abstract))
     return model, config

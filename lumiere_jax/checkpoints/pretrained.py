@@ -1,0 +1,78 @@
+"""The pretrained parts a model starts from: the STUNet's frozen T2I backbone, the T2I's frozen
+text encoder. Both are exports (`checkpoints.exported`) whose config must match the model's."""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import orbax.checkpoint as ocp
+from flax import nnx
+
+from lumiere_jax.checkpoints.exported import CheckpointError, read_exported_config, restore_params
+from lumiere_jax.models.build import build_model
+from lumiere_jax.models.settings import ModelSettings, parse_model_config
+from lumiere_jax.models.stunet import STUNet
+from lumiere_jax.models.text_encoder import TextEncoder, TextParam
+from lumiere_jax.settings import ConfigError
+
+
+def describe_mismatch(expected, found, section: str) -> list[str]:
+    """`section.field: checkpoint has X, model has Y` for every differing dataclass field."""
+    return [f"{section}.{field.name}: checkpoint has {getattr(found, field.name)!r}, this model "
+            f"has {getattr(expected, field.name)!r}"
+            for field in dataclasses.fields(expected)
+            if getattr(expected, field.name) != getattr(found, field.name)]
+
+
+def exported_settings(export_dir: str, kind: str, what: str) -> ModelSettings:
+    """The model settings of an export, refused unless of `kind`."""
+    try:
+        settings = parse_model_config(read_exported_config(export_dir).get("model", {}))
+    except ConfigError as error:
+        raise CheckpointError(f"{export_dir!r} has an unreadable config: {error}") from error
+    if settings.kind != kind:
+        raise CheckpointError(f"{export_dir!r} is a {settings.kind!r} checkpoint; {what}.")
+    return settings
+
+
+def load_backbone(stunet: STUNet, export_dir: str) -> None:
+    """Restores an exported T2I checkpoint into `stunet.spatial` (text encoder included)."""
+    found = exported_settings(export_dir, "t2i", "the STUNet needs an exported T2I ('t2i') model")
+    mismatch = (describe_mismatch(stunet.spatial.text_encoder.config, found.text_encoder,
+                                  "text_encoder")
+                + describe_mismatch(stunet.spatial.unet.config, found.unet, "unet"))
+    if mismatch:
+        raise CheckpointError(
+            f"Backbone {export_dir!r} does not fit this STUNet's spatial model: "
+            + "; ".join(mismatch) + ". Set config.model.text_encoder/unet to the backbone's.")
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, nnx.state(stunet.spatial, nnx.Param))
+    nnx.update(stunet.spatial, restore_params(export_dir, abstract))
+
+
+def load_text_encoder(text_encoder: TextEncoder, export_dir: str) -> None:
+    """Restores an exported pretrained text encoder (kind "text_encoder") into `text_encoder`;
+    its sizes must equal this encoder's."""
+    found = exported_settings(export_dir, "text_encoder",
+                              "config.model.text_checkpoint needs an exported text encoder "
+                              "(train one with configs/t5_shapes.py)")
+    mismatch = describe_mismatch(text_encoder.config, found.text_encoder, "text_encoder")
+    if mismatch:
+        raise CheckpointError(f"Text encoder {export_dir!r} does not fit config.model.text_encoder: "
+                              + "; ".join(mismatch))
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, nnx.state(text_encoder, TextParam))
+    nnx.update(text_encoder, restore_params(export_dir, abstract))
+
+
+def load_pretrained(model, settings: ModelSettings) -> None:
+    """Restores the pretrained parts `settings` names (backbone, text_checkpoint) into `model`."""
+    if settings.backbone:
+        load_backbone(model, settings.backbone)
+    if settings.text_checkpoint:
+        load_text_encoder(model.text_encoder, settings.text_checkpoint)
+
+
+def build_pretrained(settings: ModelSettings, seed: int = 0):
+    """`build_model` plus `load_pretrained`: the model a training run starts from."""
+    model = build_model(settings, seed)
+    load_pretrained(model, settings)
+    return model

@@ -1,0 +1,1 @@
+"""Text handling below the models: the tokenizer of captions and prompts."""
