@@ -4,9 +4,10 @@
     python -m launch.aot_compile --config configs/stunet_paper.py --topology v5p:4x4x4 \
         --mesh data=1,fsdp=16,time=4 [--batch 16] [--json plan.json] [--config.data.num_frames=...]
 
-Builds the run's train state abstractly (no weights are allocated), lays it and the batch out on
-a mesh of the topology's chips exactly as `python -m lumiere_jax.main` would, compiles the
-sharded train step with the TPU compiler and prints, per chip: the memory the step needs
+Calls the trainer's own setup (`lumiere_jax.train.setup.setup`) abstractly: the train state as
+ShapeDtypeStructs (no weights are allocated), laid out with the batch on a mesh of the topology's
+chips, the same jitted step `python -m lumiere_jax.main` runs. It compiles that step with the TPU
+compiler and prints, per chip: the memory the step needs
 (`memory_analysis`: arguments = weights and optimizer state, temporaries = activations and
 gradients), whether it fits the chip's HBM, the FLOPs of one step (`cost_analysis`), and the
 step time and MFU those FLOPs imply at the chip's peak.
@@ -24,24 +25,16 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")  # compile for TPU, run nothing: n
 os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")  # compile-only: plans may run side by side
 
 import jax  # noqa: E402  (the imports below read the platform set above)
-import jax.numpy as jnp
 import ml_collections
 from absl import app, flags
-from flax import nnx
 from jax.experimental import topologies
 from ml_collections import config_flags
 
-from lumiere_jax.models.build import build_model
-from lumiere_jax.names import DATA, FSDP, MESH_AXES, TIME
-from lumiere_jax.nn.frame_sharding import FrameSharding
-from lumiere_jax.parallel import batch as batching
-from lumiere_jax.parallel.mesh import make_mesh, mesh_shape
-from lumiere_jax.parallel.partition import state_shardings
+from lumiere_jax.names import DATA, FSDP, MESH_AXES
+from lumiere_jax.parallel.mesh import mesh_shape
 from lumiere_jax.settings import ConfigError
-from lumiere_jax.train.loop import check_data_fits_model
-from lumiere_jax.train.settings import parse_run_config
-from lumiere_jax.train.state import create_train_state, make_optimizer
-from lumiere_jax.train.step import jit_sharded_train_step, make_train_step
+from lumiere_jax.train.settings import RunSettings, parse_run_config
+from lumiere_jax.train.setup import TrainSetup, setup
 
 GIB = 2 ** 30
 
@@ -82,43 +75,18 @@ def parse_mesh(text: str) -> dict[str, int]:
     return sizes
 
 
-def abstract_train_state(config: ml_collections.ConfigDict, run, mesh):
-    """(graphdef on `mesh`, graphdef on one device, train state of ShapeDtypeStructs, optimizer):
-    the model is traced, never allocated."""
-    optimizer = make_optimizer(run.optim)
-    built = {}
-
-    def build():
-        model = build_model(run.model, seed=run.seed)
-        check_data_fits_model(run.data, model, mesh.shape[TIME])
-        graphdef, state = create_train_state(model, optimizer, run.seed, model.trainable)
-        built["single"] = graphdef
-        if mesh.shape[TIME] > 1:
-            model.shard_frames(FrameSharding(mesh))
-        built["sharded"] = nnx.graphdef(model)
-        return state
-
-    state = jax.eval_shape(build)
-    return built["sharded"], built["single"], state, optimizer
+def plan_setup(run: RunSettings, devices, global_batch: int) -> TrainSetup:
+    """The trainer's setup of `run`, built abstractly on `devices` for a `global_batch`."""
+    return setup(run, abstract=True, devices=devices, global_batch=global_batch)
 
 
-def abstract_batch(run, text_length: int, global_batch: int) -> dict:
-    """The train step's batch as ShapeDtypeStructs: uint8 frames and int32 tokens."""
-    data = run.data
-    frame = (data.resolution, data.resolution, 3)
-    frames = (global_batch,) + ((data.num_frames,) if data.mode == "clips" else ()) + frame
-    return {"frames": jax.ShapeDtypeStruct(frames, jnp.uint8),
-            "tokens": jax.ShapeDtypeStruct((global_batch, text_length), jnp.int32)}
-
-
-def unpartitioned_flops(graphdef, state, optimizer, run, batch: dict) -> float:
+def unpartitioned_flops(run: RunSettings, global_batch: int) -> float:
     """FLOPs of one step of the whole batch on one device (HLO cost analysis before partitioning,
     on the CPU): the useful work, which sharding can only add to."""
-    on_cpu = jax.sharding.SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
-    state, batch = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=on_cpu),
-                                (state, batch))
-    step = make_train_step(graphdef, run.diffusion, run.optim, optimizer)
-    return float(jax.jit(step).lower(state, batch).cost_analysis()["flops"])
+    one_device = dataclasses.replace(run.mesh, data=1, fsdp=1, time=1)
+    single = plan_setup(dataclasses.replace(run, mesh=one_device),
+                        jax.local_devices(backend="cpu")[:1], global_batch)
+    return float(single.lower().cost_analysis()["flops"])
 
 
 # The TPU compiler's out-of-memory report, e.g. "the total memory required for HLO temporaries
@@ -154,19 +122,13 @@ def plan(config: ml_collections.ConfigDict, topology: str, mesh_sizes: dict[str,
         raise ConfigError(f"The global batch of {batch_size} must split over data x fsdp = "
                           f"{rows} chips: pass --batch with a multiple of {rows}.")
     devices = topologies.get_topology_desc(platform="tpu", topology_name=topology).devices
-    mesh = make_mesh(run.mesh, devices)
 
     started = time.perf_counter()
-    graphdef, single_device_graphdef, state, optimizer = abstract_train_state(config, run, mesh)
-    shardings = state_shardings(state, mesh, run.mesh.rules)
-    batch_shardings = batching.train_batch_shardings(mesh, batch_size, run.data.mode == "clips")
-    step = jit_sharded_train_step(make_train_step(graphdef, run.diffusion, run.optim, optimizer),
-                                  mesh, shardings, batch_shardings)
-    text_length = run.model.text_encoder.max_length
-    batch = abstract_batch(run, text_length, batch_size)
-    model_flops = unpartitioned_flops(single_device_graphdef, state, optimizer, run, batch)
+    planned = plan_setup(run, devices, batch_size)
+    state = planned.state
+    model_flops = unpartitioned_flops(run, batch_size)
     result = {
-        "topology": topology, "chips": num_chips, "mesh": dict(mesh.shape),
+        "topology": topology, "chips": num_chips, "mesh": dict(planned.mesh.shape),
         "global_batch": batch_size, "frames": run.data.num_frames,
         "resolution": run.data.resolution,
         "params": count(state.params) + count(state.frozen),
@@ -175,13 +137,13 @@ def plan(config: ml_collections.ConfigDict, topology: str, mesh_sizes: dict[str,
         "model_tflops_per_step": model_flops / 1e12,
     }
     try:
-        compiled = step.lower(state, batch).compile()
+        compiled = planned.lower().compile()
     except jax.errors.JaxRuntimeError as error:
         needed = _HBM_OOM.search(str(error))
         if needed is None:
             raise
         # The TPU compiler stops when the step cannot fit: keep what it measured.
-        arguments = sharded_bytes(state, shardings)
+        arguments = sharded_bytes(state, planned.state_shardings)
         temporaries = float(needed[1]) * _UNITS[needed[2]]
         return dict(result, compiled=False, argument_gib=arguments / GIB,
                     temp_gib=temporaries / GIB, peak_gib=(arguments + temporaries) / GIB,

@@ -1,15 +1,19 @@
 """Ahead-of-time TPU plans (launch/aot_compile.py): argument checks, and real compiles of the
 tiny STUNet for a small TPU topology when libtpu (the `tpu` extra) is installed."""
 import importlib.util
-import json
 import subprocess
 import sys
 
+import jax
+import numpy as np
 import pytest
 
 from configs import stunet_shapes
 from launch import aot_compile
+from lumiere_jax.parallel.batch import global_batch
 from lumiere_jax.settings import ConfigError
+from lumiere_jax.train.settings import parse_run_config
+from lumiere_jax.train.setup import setup
 
 HAS_LIBTPU = importlib.util.find_spec("libtpu") is not None
 
@@ -36,6 +40,24 @@ def test_a_batch_the_mesh_cannot_split_is_refused():
         aot_compile.plan(config, "v5p:2x2x1", {"data": 1, "fsdp": 4, "time": 1}, global_batch=6)
     with pytest.raises(ConfigError, match="multiply to 4"):
         aot_compile.plan(config, "v5p:2x2x1", {"data": 1, "fsdp": 3, "time": 1}, global_batch=3)
+
+
+def test_the_plan_lowers_the_step_the_trainer_runs(tmp_path):
+    """On the 8 CPU devices: the plan's abstract setup (nothing allocated, no data) and the
+    trainer's setup (weights placed on the mesh) lower the same step, frames split over time."""
+    config = stunet_shapes.get_config("variant=tiny")
+    config.data.update(batch_size=4, data_dir=str(tmp_path))
+    config.mesh.update(data=2, fsdp=2, time=2)
+    run = parse_run_config(config)
+    trainer = setup(run)
+    planned = aot_compile.plan_setup(run, jax.devices(), global_batch=4)
+    assert planned.make_iterator is None and not any(tmp_path.iterdir())  # no data read
+    assert all(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree.leaves(planned.state))
+    local = {"frames": np.zeros((4, 4, 16, 16, 3), np.uint8), "tokens": np.ones((4, 32), np.int32)}
+    trained = trainer.step.lower(trainer.state, global_batch(local, trainer.batch_shardings))
+    plan = planned.lower()
+    assert plan.as_text() == trained.as_text()
+    assert plan.cost_analysis()["flops"] == trained.cost_analysis()["flops"] > 0
 
 
 @pytest.fixture(scope="module")

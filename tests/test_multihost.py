@@ -22,9 +22,9 @@ from configs import stunet_shapes, t2i_shapes
 from lumiere_jax.checkpoints.exported import save_exported
 from lumiere_jax.models.build import build_model
 from lumiere_jax.models.settings import parse_model_config
-from lumiere_jax.train import loop
 from lumiere_jax.train.checkpointing import RunCheckpoints
 from lumiere_jax.train.settings import parse_run_config
+from lumiere_jax.train.setup import make_train_iterator, prepare_dataset, setup
 from lumiere_jax.train.state import learning_rate_schedule
 from state_checks import assert_train_states_close
 
@@ -100,9 +100,10 @@ def single_process_run(config):
     config = ml_collections.ConfigDict(config.to_dict())
     config.mesh.update(data=-1, fsdp=1, time=1)  # this process's 8 devices
     config.data.batch_size *= PROCESSES
-    _, _, state, step, _ = loop.setup(config)
-    iterators = [loop.make_train_iterator(shares.data, config.model.text_encoder.max_length,
-                                          shares.seed, index, PROCESSES)
+    trainer = setup(parse_run_config(config))
+    state, step = trainer.state, trainer.train_step
+    iterators = [make_train_iterator(shares.data, config.model.text_encoder.max_length,
+                                     shares.seed, index, PROCESSES)
                  for index in range(PROCESSES)]
     records = []
     for _ in range(STEPS):
@@ -116,7 +117,7 @@ def single_process_run(config):
 # The reference replicates its global batch of 4 over this process's 8 devices, on purpose.
 @pytest.mark.filterwarnings("ignore:A global batch of 4 does not split")
 def test_two_processes_train_like_one(config, tmp_path):
-    loop.prepare_dataset(parse_run_config(config).data)  # built once, before they start
+    prepare_dataset(parse_run_config(config).data)  # built once, before they start
     outputs = run_processes(config, tmp_path)
     assert "Exported EMA weights" in outputs[0]
 

@@ -19,7 +19,8 @@ from lumiere_jax.parallel.batch import train_batch_shardings
 from lumiere_jax.parallel.mesh import make_mesh
 from lumiere_jax.parallel.partition import shard_train_state, state_shardings, weight_spec
 from lumiere_jax.settings import ConfigError, MeshSettings, OptimSettings
-from lumiere_jax.train import loop
+from lumiere_jax.train.settings import parse_run_config
+from lumiere_jax.train.setup import setup
 from lumiere_jax.train.state import create_train_state, make_optimizer
 from lumiere_jax.train.step import jit_sharded_train_step, make_train_step
 from state_checks import adam_moments, assert_train_states_close, assert_trees_close
@@ -245,4 +246,4 @@ def test_time_sharding_of_an_image_model_is_refused():
     config = t2i_shapes.get_config("variant=tiny")
     config.mesh.update(data=4, time=2)
     with pytest.raises(ConfigError, match="single frames.*have no time axis"):
-        loop.setup(config)
+        setup(parse_run_config(config))

@@ -97,13 +97,13 @@ def test_stunet_config_trains_on_the_shipped_backbone_with_its_schedule():
     """The README's STUNet command builds on the shipped T2I: its spatial model and the noise
     schedule its time embedding learnt come from the backbone, whatever t2i_shapes now says."""
     from configs import stunet_shapes
-    from lumiere_jax.models.build import build_model
+    from lumiere_jax.checkpoints.pretrained import build_pretrained
     from lumiere_jax.models.settings import parse_model_config
     config = stunet_shapes.get_config()
     backbone = io.read_exported_config(T2I)
     for key in ("schedule", "schedule_shift", "prediction"):
         assert config.diffusion[key] == backbone.diffusion[key]
-    model = build_model(parse_model_config(config.model))
+    model = build_pretrained(parse_model_config(config.model))
     assert model.spatial.unet.config == from_config(
         type(model.spatial.unet.config), backbone.model.unet.to_dict(), "unet")
     loaded, _ = io.load_exported(T2I)

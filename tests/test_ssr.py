@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from configs import stunet_shapes
+from configs import stunet_shapes, t2i_shapes
 from lumiere_jax.models.build import build_model
 from lumiere_jax.models.settings import parse_model_config
 from lumiere_jax.models.ssr import SuperResolution, enlarge_frames
+from lumiere_jax.pipeline import LumierePipeline
 from lumiere_jax.settings import ConfigError
-from lumiere_jax.train import loop
+from lumiere_jax.train.settings import parse_run_config
+from lumiere_jax.train.setup import setup
 
 
 def tiny_ssr_config():
@@ -98,7 +100,9 @@ def test_train_steps_learn_from_the_low_res_clip(tmp_path):
     """Through the shared trainer: the first conv's weights on the low-res channels move."""
     config = tiny_ssr_config()
     config.data.data_dir = str(tmp_path / "data")
-    run, graphdef, state, step, iterator = loop.setup(config)
+    trainer = setup(parse_run_config(config))
+    graphdef, state, step = trainer.graphdef, trainer.state, trainer.train_step
+    iterator = trainer.make_iterator()
 
     def low_res_weights(state):
         model = nnx.merge(graphdef, state.params, state.frozen)
@@ -110,3 +114,48 @@ def test_train_steps_learn_from_the_low_res_clip(tmp_path):
         state, metrics = step(state, {"frames": batch["frames"], "tokens": batch["tokens"]})
         assert np.isfinite(float(metrics["loss"]))
     assert np.abs(low_res_weights(state) - before).max() > 0
+
+
+def tiny_configs():
+    stunet = stunet_shapes.get_config("variant=tiny")
+    return {"t2i": t2i_shapes.get_config("variant=tiny"), "stunet": stunet, "ssr": tiny_ssr_config()}
+
+
+@pytest.mark.parametrize("kind", ["t2i", "stunet", "ssr"])
+def test_every_model_kind_declares_the_protocol(kind):
+    """What the trainer and the pipeline read of a model, declared by each kind (traced only)."""
+    config = tiny_configs()[kind]
+    model = nnx.eval_shape(lambda: build_model(parse_model_config(config.model)))
+    side, frames = config.model.unet.resolution, config.data.num_frames
+    assert model.resolution == side
+    assert model.is_video == (kind != "t2i")
+    trainable = {jax.tree_util.keystr(path) for path, _ in
+                 jax.tree_util.tree_leaves_with_path(nnx.state(model, model.trainable))}
+    assert trainable and not any("text_encoder" in path for path in trainable)
+    if model.is_video:
+        assert model.input_shape(2, frames) == (2, frames, side, side, 3)
+        with pytest.raises(ValueError, match="frames"):
+            model.input_shape(2, None)
+        with pytest.raises(ValueError, match="0 frames cannot be halved"):
+            model.input_shape(2, 0)
+    else:
+        assert model.input_shape(2) == (2, side, side, 3)
+        with pytest.raises(ValueError, match="only for video models"):
+            model.input_shape(2, frames)
+    expected = {"low_res": (2, frames, 8, 8, 3)} if kind == "ssr" else {}
+    assert model.conditioning_shapes(2, frames if model.is_video else None) == expected
+
+
+def test_the_pipeline_samples_the_ssr_model_from_a_low_res_clip(ssr):
+    pipeline = LumierePipeline(ssr, tiny_ssr_config())
+    assert pipeline.is_video and pipeline.resolution == 16
+    prompt = ["a large red circle moving quickly to the left on a black background"]
+    low = np.random.default_rng(0).integers(0, 256, (1, 4, 8, 8, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"missing: \['low_res'\]"):
+        pipeline.sample(prompt, steps=2)
+    with pytest.raises(ValueError, match=r"'low_res' has shape \(1, 2, 8, 8, 3\)"):
+        pipeline.sample(prompt, steps=2, conditions={"low_res": low[:, :2]})
+    clips = [pipeline.sample(prompt, steps=2, guidance=1.0, conditions={"low_res": clip})
+             for clip in (low, 255 - low)]
+    assert clips[0].shape == (1, 4, 16, 16, 3) and clips[0].dtype == np.uint8
+    assert np.any(clips[0] != clips[1])  # the sample follows the low-resolution clip

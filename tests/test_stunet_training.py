@@ -11,7 +11,8 @@ from lumiere_jax.models.build import build_model
 from lumiere_jax.models.settings import parse_model_config
 from lumiere_jax.nn.temporal import TemporalParam
 from lumiere_jax.settings import ConfigError
-from lumiere_jax.train import loop
+from lumiere_jax.train.settings import parse_run_config
+from lumiere_jax.train.setup import setup
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,9 @@ def leaves_by_path(state):
 
 
 def test_training_moves_only_temporal_weights(config, backbone):
-    run, graphdef, state, step, iterator = loop.setup(config)
+    trainer = setup(parse_run_config(config))
+    graphdef, state, step = trainer.graphdef, trainer.state, trainer.train_step
+    iterator = trainer.make_iterator()
     model = nnx.merge(graphdef, state.params, state.frozen)
     backbone_model, _ = load_exported(backbone)
     chex.assert_trees_all_equal(nnx.state(model.spatial, nnx.Param),
@@ -68,10 +71,10 @@ def test_training_moves_only_temporal_weights(config, backbone):
 def test_video_model_needs_clips_of_a_valid_length(config):
     config.data.num_frames = 3
     with pytest.raises(ValueError, match="multiple of 2"):
-        loop.setup(config)
+        setup(parse_run_config(config))
     config.data.update(num_frames=4, mode="frames")
     with pytest.raises(ConfigError, match="clips"):
-        loop.setup(config)
+        setup(parse_run_config(config))
 
 
 def test_stunet_export_round_trip_needs_no_backbone_path(config, tmp_path):

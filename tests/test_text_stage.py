@@ -17,7 +17,9 @@ from lumiere_jax.models.t5 import DecoderConfig, T5Pretrainer
 from lumiere_jax.models.text_encoder import TextEncoderConfig, TextParam
 from lumiere_jax.settings import ConfigError
 from lumiere_jax.text import tokenizer
-from lumiere_jax.train import loop, text_loop
+from lumiere_jax.train import text_loop
+from lumiere_jax.train.settings import parse_run_config
+from lumiere_jax.train.setup import setup
 
 TEXT = TextEncoderConfig(width=32, num_layers=1, num_heads=2, max_length=32)
 
@@ -133,7 +135,9 @@ def test_t2i_loads_the_encoder_and_never_trains_it(tiny_text_export, tmp_path):
     restored = nnx.state(model.text_encoder, TextParam)
     fresh = nnx.state(build_pretrained(parse_model_config(t2i_shapes.get_config("variant=tiny").model)).text_encoder, TextParam)
     assert not leaves_equal(restored, fresh)  # the export's weights, not a fresh init
-    run, graphdef, state, train_step, iterator = loop.setup(config)
+    trainer = setup(parse_run_config(config))
+    graphdef, state, train_step = trainer.graphdef, trainer.state, trainer.train_step
+    iterator = trainer.make_iterator()
     before = nnx.state(nnx.merge(graphdef, state.params, state.frozen).text_encoder, TextParam)
     assert leaves_equal(before, restored)
     for _ in range(2):

@@ -25,6 +25,7 @@ from lumiere_jax.settings import ConfigError
 from lumiere_jax.train import loop
 from lumiere_jax.train.checkpointing import RunCheckpoints
 from lumiere_jax.train.settings import parse_run_config
+from lumiere_jax.train.setup import make_train_iterator, setup
 from lumiere_jax.train.step import training_times
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,8 +42,6 @@ def config(data_dir):
     config.data.data_dir = data_dir
     return config
 
-
-make_trainer = loop.setup
 
 
 def model_batch(batch):
@@ -101,7 +100,10 @@ def test_bad_diffusion_settings_are_refused(fields, message):
 def test_training_lowers_the_loss_on_a_fixed_batch(config):
     config.optim.update(learning_rate=2e-3, warmup_steps=0, total_steps=60, ema_decay=0.0)
     config.diffusion.cond_drop_prob = 0.0
-    run, graphdef, state, step, iterator = make_trainer(config)
+    trainer = setup(parse_run_config(config))
+    run, graphdef, state, step = (trainer.run, trainer.graphdef, trainer.state,
+                                  trainer.train_step)
+    iterator = trainer.make_iterator()
     batch = model_batch(next(iterator))
     x0 = frames_to_model_range(batch["frames"])
     eval_t = jnp.linspace(0.05, 0.95, x0.shape[0])
@@ -123,7 +125,9 @@ def test_training_lowers_the_loss_on_a_fixed_batch(config):
 
 
 def test_save_restore_next_step_is_bit_identical(config, tmp_path):
-    run, graphdef, state, step, iterator = make_trainer(config)
+    trainer = setup(parse_run_config(config))
+    run, state, step = trainer.run, trainer.state, trainer.train_step
+    iterator = trainer.make_iterator()
     for _ in range(3):
         state, _ = step(state, model_batch(next(iterator)))
     checkpoints = RunCheckpoints(str(tmp_path), every_steps=1, max_to_keep=2)
@@ -136,8 +140,7 @@ def test_save_restore_next_step_is_bit_identical(config, tmp_path):
 
     # As a restarted process would: a fresh iterator, the state restored into an abstract target
     # (the compiled step is reused: compiling it again would only cost time).
-    fresh_iterator = loop.make_train_iterator(run.data, config.model.text_encoder.max_length,
-                                              run.seed)
+    fresh_iterator = make_train_iterator(run.data, run.model.text_encoder.max_length, run.seed)
     restarted = RunCheckpoints(str(tmp_path), every_steps=1, max_to_keep=2)
     assert restarted.latest_step() == 3
     restored, metadata = restarted.restore(3, abstract, fresh_iterator)

@@ -1,7 +1,9 @@
-"""The training loop: data, model, state, resume, jitted steps, metrics, checkpoints, export."""
+"""The training loop: resume, jitted steps, metrics, in-training evaluation, checkpoints, export.
+
+Everything the loop runs comes from one `train.setup.setup` (the same the ahead-of-time plans
+compile)."""
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -11,77 +13,19 @@ import jax.numpy as jnp
 import ml_collections
 import orbax.checkpoint as ocp
 from flax import nnx
-from jax.experimental import multihost_utils
 
-from lumiere_jax import settings as S
 from lumiere_jax.checkpoints.exported import restore_params, save_exported
-from lumiere_jax.checkpoints.pretrained import build_pretrained
-from lumiere_jax.data import pipeline, tfds_shapes
 from lumiere_jax.eval.in_training import evaluate_weights
 from lumiere_jax.models.build import build_model
-from lumiere_jax.names import TIME
-from lumiere_jax.nn.frame_sharding import FrameSharding
-from lumiere_jax.parallel import batch as batching
-from lumiere_jax.parallel.mesh import make_mesh
-from lumiere_jax.parallel.partition import shard_train_state, state_shardings
 from lumiere_jax.train import metrics as M
 from lumiere_jax.train.checkpointing import RunCheckpoints
-from lumiere_jax.train.settings import RunSettings, parse_run_config
+from lumiere_jax.train.settings import parse_run_config
+from lumiere_jax.train.setup import setup
 from lumiere_jax.train.state import create_train_state, learning_rate_schedule, make_optimizer
-from lumiere_jax.train.step import jit_sharded_train_step, make_train_step
 
 
 class TrainingDiverged(FloatingPointError):
     """The loss or gradients became NaN or infinite."""
-
-
-def default_data_dir() -> str:
-    return os.environ.get("LUMIERE_DATA_DIR",
-                          os.path.join(os.path.expanduser("~"), ".cache", "lumiere_jax", "datasets"))
-
-
-def prepare_dataset(data: S.DataSettings):
-    """The shapes dataset's builder. With several processes, process 0 builds it first while the
-    others wait; each then opens it (and builds it too where its data_dir is a local disk)."""
-    prepare = lambda: tfds_shapes.prepare_shapes_dataset(
-        data.data_dir or default_data_dir(), data.resolution, data.num_frames,
-        data.num_train, data.num_validation, data.num_heldout)
-    if jax.process_count() == 1:
-        return prepare()
-    if jax.process_index() == 0:
-        prepare()
-    multihost_utils.sync_global_devices("lumiere_jax: shapes dataset prepared")
-    return prepare()
-
-
-def make_train_iterator(data: S.DataSettings, text_length: int, seed: int,
-                        process_index: int | None = None, process_count: int | None = None):
-    """Builds (if needed) the shapes dataset and returns a checkpointable iterator over one
-    process's share of it (default: this process's)."""
-    source = pipeline.make_data_source(prepare_dataset(data), "train")
-    return pipeline.make_iterator(
-        source, mode=data.mode, batch_size=data.batch_size, seed=data.seed + seed,
-        text_length=text_length, worker_count=data.worker_count, process_index=process_index,
-        process_count=process_count)
-
-
-def check_data_fits_model(data: S.DataSettings, model, time_shards: int = 1) -> None:
-    """Video models need whole clips of a length their temporal strides (and time shards) divide."""
-    if model.is_video:
-        if data.mode != "clips":
-            raise S.ConfigError("A video model trains on whole clips: set config.data.mode='clips'.")
-        model.check_frame_count(data.num_frames, time_shards)
-    elif data.mode != "frames":
-        raise S.ConfigError("An image model trains on single frames: set config.data.mode='frames'.")
-
-
-def check_mesh_fits_data(data: S.DataSettings, mesh) -> None:
-    """Only clips have frames to split over the mesh's time axis."""
-    if mesh.shape[TIME] > 1 and data.mode != "clips":
-        raise S.ConfigError(f"config.mesh.time={mesh.shape[TIME]} splits clips over devices, but "
-                            f"single frames (an image model's data) have no time axis: set "
-                            f"config.mesh.time=1.")
-    batching.check_whole_clips_per_process(mesh)
 
 
 def check_finite(step: int, metrics: dict) -> None:
@@ -92,41 +36,14 @@ def check_finite(step: int, metrics: dict) -> None:
             f"checkpoint is kept; lower optim.learning_rate or raise optim.warmup_steps and resume.")
 
 
-def setup(config: ml_collections.ConfigDict):
-    """(run settings, graphdef, fresh TrainState on the mesh, train step, train data iterator).
-
-    The train step takes this process's batch (numpy, `frames` and `tokens`), assembles the
-    global batch on the mesh and runs the jitted, sharded step.
-    """
-    run = parse_run_config(config)
-    mesh = make_mesh(run.mesh)
-    check_mesh_fits_data(run.data, mesh)
-    model = build_pretrained(run.model, seed=run.seed)
-    check_data_fits_model(run.data, model, mesh.shape[TIME])
-    if mesh.shape[TIME] > 1:
-        model.shard_frames(FrameSharding(mesh))
-    optimizer = make_optimizer(run.optim)
-    graphdef, state = create_train_state(model, optimizer, run.seed, model.trainable)
-    shardings = state_shardings(state, mesh, run.mesh.rules)
-    state = shard_train_state(state, mesh, run.mesh.rules)
-    batch_shardings = batching.train_batch_shardings(
-        mesh, run.data.batch_size * jax.process_count(), clips=run.data.mode == "clips")
-    jitted = jit_sharded_train_step(make_train_step(graphdef, run.diffusion, run.optim, optimizer),
-                                    mesh, shardings, batch_shardings)
-
-    def train_step(state, local_batch):
-        return jitted(state, batching.global_batch(local_batch, batch_shardings))
-
-    iterator = make_train_iterator(run.data, run.model.text_encoder.max_length, run.seed)
-    return run, graphdef, state, train_step, iterator
-
-
 def train(config: ml_collections.ConfigDict, workdir: str) -> str:
     """Trains (resuming from the workdir's latest checkpoint) and exports EMA weights.
 
     Returns the export directory `workdir/export`.
     """
-    run, graphdef, state, train_step, iterator = setup(config)
+    run_setup = setup(parse_run_config(config))
+    run, graphdef, state = run_setup.run, run_setup.graphdef, run_setup.state
+    iterator = run_setup.make_iterator()
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
 
@@ -152,7 +69,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> str:
     for step in range(start, total):
         step_start = time.perf_counter()
         batch = next(iterator)
-        state, step_metrics = train_step(state, {"frames": batch["frames"], "tokens": batch["tokens"]})
+        state, step_metrics = run_setup.train_step(
+            state, {"frames": batch["frames"], "tokens": batch["tokens"]})
         done = step + 1
         step_metrics = jax.device_get(step_metrics)
         check_finite(done, step_metrics)

@@ -1,0 +1,167 @@
+"""One setup for the trainer and the ahead-of-time plans: `setup(run)` -> `TrainSetup`.
+
+The trainer gets the train state on the mesh and a data iterator factory; a plan
+(`launch/aot_compile.py`) gets the same setup built abstractly, with `abstract=True`: the state as
+ShapeDtypeStructs with their shardings, no weights allocated, no data read, on any devices (a TPU
+topology's included). Both lower the same jitted step, so a plan compiles what the trainer runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh
+
+from lumiere_jax import settings as S
+from lumiere_jax.checkpoints.pretrained import build_pretrained
+from lumiere_jax.data import pipeline, tfds_shapes
+from lumiere_jax.models.build import build_model
+from lumiere_jax.models.protocol import DiffusionModel
+from lumiere_jax.names import TIME
+from lumiere_jax.nn.frame_sharding import FrameSharding
+from lumiere_jax.parallel import batch as batching
+from lumiere_jax.parallel.mesh import make_mesh
+from lumiere_jax.parallel.partition import place, state_shardings
+from lumiere_jax.train.settings import RunSettings
+from lumiere_jax.train.state import TrainState, create_train_state, make_optimizer
+from lumiere_jax.train.step import jit_sharded_train_step, make_train_step
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSetup:
+    """Everything a training run needs, built once from its config.
+
+    `state` is the fresh train state on the mesh, or (abstract setups) ShapeDtypeStructs carrying
+    their shardings. `step(state, global_batch)` is the jitted, sharded train step;
+    `make_iterator()` opens this process's train data (None in an abstract setup).
+    """
+    run: RunSettings
+    mesh: Mesh
+    graphdef: nnx.GraphDef
+    state: TrainState
+    state_shardings: Any
+    batch_shardings: dict
+    global_batch: int
+    step: Callable
+    make_iterator: Callable[[], Any] | None
+
+    def abstract_batch(self) -> dict:
+        """The step's global batch as ShapeDtypeStructs with their shardings."""
+        data = self.run.data
+        frames = ((self.global_batch,) + ((data.num_frames,) if data.mode == "clips" else ())
+                  + (data.resolution, data.resolution, 3))
+        tokens = (self.global_batch, self.run.model.text_encoder.max_length)
+        return {"frames": jax.ShapeDtypeStruct(frames, jnp.uint8,
+                                               sharding=self.batch_shardings["frames"]),
+                "tokens": jax.ShapeDtypeStruct(tokens, jnp.int32,
+                                               sharding=self.batch_shardings["tokens"])}
+
+    def abstract_state(self) -> TrainState:
+        """The train state as ShapeDtypeStructs with their shardings."""
+        return jax.tree.map(lambda x, sharding: jax.ShapeDtypeStruct(x.shape, x.dtype,
+                                                                    sharding=sharding),
+                            self.state, self.state_shardings)
+
+    def lower(self) -> jax.stages.Lowered:
+        """The train step lowered for this setup's state and batch (nothing runs)."""
+        return self.step.lower(self.abstract_state(), self.abstract_batch())
+
+    def train_step(self, state: TrainState, local_batch: dict):
+        """One step on this process's batch (numpy `frames` and `tokens`): the global batch is
+        assembled on the mesh, then `step` runs."""
+        return self.step(state, batching.global_batch(local_batch, self.batch_shardings))
+
+
+def default_data_dir() -> str:
+    return os.environ.get("LUMIERE_DATA_DIR",
+                          os.path.join(os.path.expanduser("~"), ".cache", "lumiere_jax", "datasets"))
+
+
+def prepare_dataset(data: S.DataSettings):
+    """The shapes dataset's builder. With several processes, process 0 builds it first while the
+    others wait; each then opens it (and builds it too where its data_dir is a local disk)."""
+    prepare = lambda: tfds_shapes.prepare_shapes_dataset(
+        data.data_dir or default_data_dir(), data.resolution, data.num_frames,
+        data.num_train, data.num_validation, data.num_heldout)
+    if jax.process_count() == 1:
+        return prepare()
+    if jax.process_index() == 0:
+        prepare()
+    multihost_utils.sync_global_devices("lumiere_jax: shapes dataset prepared")
+    return prepare()
+
+
+def make_train_iterator(data: S.DataSettings, text_length: int, seed: int,
+                        process_index: int | None = None, process_count: int | None = None):
+    """Builds (if needed) the shapes dataset and returns a checkpointable iterator over one
+    process's share of it (default: this process's)."""
+    source = pipeline.make_data_source(prepare_dataset(data), "train")
+    return pipeline.make_iterator(
+        source, mode=data.mode, batch_size=data.batch_size, seed=data.seed + seed,
+        text_length=text_length, worker_count=data.worker_count, process_index=process_index,
+        process_count=process_count)
+
+
+def check_data_fits_model(data: S.DataSettings, model: DiffusionModel, time_shards: int = 1) -> None:
+    """Video models need whole clips of a length their temporal strides (and time shards) divide."""
+    if model.is_video:
+        if data.mode != "clips":
+            raise S.ConfigError("A video model trains on whole clips: set config.data.mode='clips'.")
+        model.check_frame_count(data.num_frames, time_shards)
+    elif data.mode != "frames":
+        raise S.ConfigError("An image model trains on single frames: set config.data.mode='frames'.")
+
+
+def check_mesh_fits_data(data: S.DataSettings, mesh: Mesh) -> None:
+    """Only clips have frames to split over the mesh's time axis."""
+    if mesh.shape[TIME] > 1 and data.mode != "clips":
+        raise S.ConfigError(f"config.mesh.time={mesh.shape[TIME]} splits clips over devices, but "
+                            f"single frames (an image model's data) have no time axis: set "
+                            f"config.mesh.time=1.")
+
+
+def setup(run: RunSettings, *, abstract: bool = False, devices=None,
+          global_batch: int | None = None) -> TrainSetup:
+    """The run on a mesh of `devices` (default: every device of every process).
+
+    `run` is the parsed config (`train.settings.parse_run_config`). `global_batch` defaults to
+    data.batch_size per process. abstract=True traces the model instead of building it (no
+    pretrained weights are read, nothing is allocated) and opens no data.
+    """
+    mesh = make_mesh(run.mesh, devices)
+    check_mesh_fits_data(run.data, mesh)
+    if not abstract:
+        batching.check_whole_clips_per_process(mesh)
+    optimizer = make_optimizer(run.optim)
+    time_shards = mesh.shape[TIME]
+    built = {}
+
+    def build_state():
+        model = (build_model if abstract else build_pretrained)(run.model, seed=run.seed)
+        check_data_fits_model(run.data, model, time_shards)
+        if time_shards > 1:
+            model.shard_frames(FrameSharding(mesh))
+        built["graphdef"], state = create_train_state(model, optimizer, run.seed, model.trainable)
+        return state
+
+    state = jax.eval_shape(build_state) if abstract else build_state()
+    graphdef = built["graphdef"]
+    shardings = state_shardings(state, mesh, run.mesh.rules)
+    if not abstract:
+        state = place(state, shardings)
+    global_batch = global_batch or run.data.batch_size * jax.process_count()
+    batch_shardings = batching.train_batch_shardings(mesh, global_batch,
+                                                     clips=run.data.mode == "clips")
+    step = jit_sharded_train_step(make_train_step(graphdef, run.diffusion, run.optim, optimizer),
+                                  mesh, shardings, batch_shardings)
+    make_iterator = None if abstract else (
+        lambda: make_train_iterator(run.data, run.model.text_encoder.max_length, run.seed))
+    setup_ = TrainSetup(run=run, mesh=mesh, graphdef=graphdef, state=state,
+                        state_shardings=shardings, batch_shardings=batch_shardings,
+                        global_batch=global_batch, step=step, make_iterator=make_iterator)
+    return dataclasses.replace(setup_, state=setup_.abstract_state()) if abstract else setup_
