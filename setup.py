@@ -34,6 +34,7 @@ setuptools.setup(
         "chex>=0.1.92",
         "absl-py",
         "numpy",
+        "scipy",
         "pillow",
         "imageio>=2.38",
         "imageio-ffmpeg>=0.8",

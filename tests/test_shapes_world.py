@@ -290,11 +290,28 @@ def test_a_few_stray_pixels_do_not_change_the_reading():
         "yellow", "star", "small", "still")
 
 
+def test_objects_are_counted_and_specks_are_not(clips_32, specs_32, scores_32):
+    """Every rendered frame shows one object; two shapes in a frame count two, and the frame
+    no longer counts as a single object; specks of a pixel or two do not count."""
+    assert scores_32["single_object"] == 1.0
+    assert evaluator.score_frames(clips_32[:, 0], specs_32)["single_object"] == 1.0
+    left = world.render_frame(_still(x=0.25, size="small"), 0, 32)
+    right = world.render_frame(_still(x=0.75, size="small", colour="blue"), 0, 32)
+    pair = np.maximum(left, right)   # both on black
+    assert evaluator.read_frame(pair).objects == 2
+    assert evaluator.score_frames(np.stack([pair, left]), [_still()] * 2)["single_object"] == 0.5
+    assert evaluator.read_clip(np.stack([pair, left, left, left])).single_object == 0.75
+    specks = left.copy()
+    specks[2, 3] = specks[29, 27] = 255   # two one-pixel specks
+    assert evaluator.read_frame(specks).objects == 1
+
+
 def test_nothing_visible_reads_as_none():
     blank = np.full((4, 32, 32, 3), 255, dtype=np.uint8)
     frame = evaluator.read_frame(blank[0])
     assert (frame.background, frame.shape, frame.colour, frame.centroid) == ("white", None, None,
                                                                               None)
+    assert frame.objects == 0
     clip = evaluator.read_clip(blank)
     assert (clip.shape, clip.colour, clip.motion, clip.speed) == (None, None, None, None)
     assert np.isnan(clip.consistency["size_stability"])

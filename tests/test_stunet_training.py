@@ -6,7 +6,8 @@ import pytest
 from flax import nnx
 
 from configs import stunet_shapes, t2i_shapes
-from lumiere_jax.checkpoints.exported import load_exported, save_exported
+from lumiere_jax.checkpoints.exported import (CheckpointError, load_exported, read_exported_config,
+                                              save_exported)
 from lumiere_jax.models.build import build_model
 from lumiere_jax.models.settings import parse_model_config
 from lumiere_jax.nn.temporal import TemporalParam
@@ -85,3 +86,19 @@ def test_stunet_export_round_trip_needs_no_backbone_path(config, tmp_path):
     save_exported(str(tmp_path / "export"), params, exported)
     loaded, _ = load_exported(str(tmp_path / "export"))
     chex.assert_trees_all_equal(nnx.state(loaded, nnx.Param), params)
+
+
+def test_base_config_inflates_the_backbone_it_is_given(backbone):
+    """`:backbone=DIR` reads the spatial model and the schedule from that export, not from the
+    shipped T2I; the tiny variant (a random backbone) refuses one; a missing export is named."""
+    given = read_exported_config(backbone)
+    config = stunet_shapes.get_config(f"backbone={backbone}")
+    assert config.model.backbone == backbone
+    assert config.model.unet.to_dict() == given.model.unet.to_dict()
+    assert config.model.unet.to_dict() != stunet_shapes.get_config().model.unet.to_dict()
+    for key in ("schedule", "schedule_shift", "prediction"):
+        assert config.diffusion[key] == given.diffusion[key]
+    with pytest.raises(ValueError, match="variant=tiny"):
+        stunet_shapes.get_config(f"variant=tiny,backbone={backbone}")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        stunet_shapes.get_config(f"backbone={backbone}_missing")

@@ -7,7 +7,9 @@ anti-aliasing), softly thresholded and windowed around the object so that stray 
 far away cannot dominate. From the mask come area, centroid and the normalised complex moments
 h_k = |sum m z^k| / sum m |z|^k for k = 3, 4, 5 (z = pixel offset from the centroid): a regular
 n-gon has power only at multiples of n, so the nearest of the shapes' prototype vectors gives the
-shape, and the phase of the n-th moment gives its orientation. A clip takes majority votes over
+shape, and the phase of the n-th moment gives its orientation. The hard mask's connected
+components of at least a few pixels count the objects a frame shows (the world draws exactly
+one; a generator that has not learnt that draws fragments). A clip takes majority votes over
 frames and reads motion from the centroid trajectory, the area trend and the orientation trend;
 speeds are split at the geometric mean of the world's slow and quick settings.
 
@@ -22,6 +24,7 @@ import functools
 import math
 
 import numpy as np
+from scipy import ndimage
 
 from lumiere_jax.data import shapes as world
 
@@ -36,6 +39,7 @@ _MASK_FLOOR = 0.25            # soft threshold of the coverage estimate (symmetr
 _WINDOW_SCALE = 1.8           # object window radius, in radii of the equal-area disc (star: 1.54)
 _WINDOW_PAD = 1.5             # ... plus this many pixels
 _MIN_SIDE = 8
+_MIN_COMPONENT_PIXELS = 3     # smaller connected pieces of the hard mask are specks, not objects
 # Motion decision thresholds (normalised units), between "no motion" and the slow settings.
 _STATIONARY_SPREAD = 0.06     # centroid range below which the object is not travelling
 _MIN_LOG_GROWTH = 0.2         # |log(area ratio)| over the clip that counts as growing/shrinking
@@ -75,6 +79,7 @@ class FrameReading:
     centroid: tuple[float, float] | None
     area: float
     angle: float | None
+    objects: int = 1    # separate pieces of foreground (see `count_objects`)
 
 
 @dataclasses.dataclass
@@ -88,6 +93,7 @@ class ClipReading:
     motion: str | None
     speed: str | None
     consistency: dict[str, float]
+    single_object: float = 1.0   # fraction of frames that show exactly one object
 
 
 # ----------------------------------------------------------------------------- input checks
@@ -194,6 +200,21 @@ def _harmonic_features(moments: dict) -> np.ndarray:
     return np.abs(moments["complex"]) / np.maximum(moments["magnitude"], 1e-12)
 
 
+def _count_objects(mask: np.ndarray) -> np.ndarray:
+    """Connected pieces (8-neighbourhood) of at least _MIN_COMPONENT_PIXELS pixels of each
+    frame's hard mask (F, H, W) bool, as (F,) ints."""
+    frames, height, width = mask.shape
+    within_frame = np.zeros((3, 3, 3), bool)
+    within_frame[1] = True
+    labels, count = ndimage.label(mask, structure=within_frame)
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    frame_of = np.zeros(count + 1, np.int64)
+    frame_of[labels.ravel()] = np.repeat(np.arange(frames), height * width)
+    kept = sizes >= _MIN_COMPONENT_PIXELS
+    kept[0] = False
+    return np.bincount(frame_of[kept], minlength=frames)
+
+
 def _frame_features(frames: np.ndarray) -> dict[str, np.ndarray]:
     """Everything the readers need, vectorised over frames (F, H, W, 3) float."""
     background_rgb = np.median(_border_pixels(frames), axis=1)
@@ -201,9 +222,10 @@ def _frame_features(frames: np.ndarray) -> dict[str, np.ndarray]:
     distance = np.sqrt((offset ** 2).sum(axis=-1))
     peak = _peak_contrast(distance)
     object_rgb = _object_colour(frames, distance, peak)
-    mask = _local_window(_soft_mask(offset, object_rgb - background_rgb))
-    features = _moments(mask)
+    coverage = _soft_mask(offset, object_rgb - background_rgb)
+    features = _moments(_local_window(coverage))
     features["visible"] = (peak >= _MIN_CONTRAST) & (features["mass"] >= _MIN_OBJECT_PIXELS)
+    features["objects"] = np.where(features["visible"], _count_objects(coverage > 0.5), 0)
     features["background"] = np.where(background_rgb.mean(axis=1) > 127.5, "white", "black")
     features["object_rgb"] = object_rgb
     features["colour"] = np.array(_COLOUR_NAMES)[
@@ -234,14 +256,15 @@ def _reading_at(features: dict, index: int) -> FrameReading:
     background = str(features["background"][index])
     area = float(features["area"][index])
     if not features["visible"][index]:
-        return FrameReading(background, None, None, None, None, area, None)
+        return FrameReading(background, None, None, None, None, area, None, objects=0)
     shape = str(features["shape"][index])
     orientation = _orientation(features, shape)
     return FrameReading(
         background=background, colour=str(features["colour"][index]), shape=shape,
         size=_size(area, shape),
         centroid=(float(features["cx"][index]), float(features["cy"][index])), area=area,
-        angle=None if orientation is None else float(orientation[index]))
+        angle=None if orientation is None else float(orientation[index]),
+        objects=int(features["objects"][index]))
 
 
 def read_frame(frame: np.ndarray) -> FrameReading:
@@ -392,7 +415,8 @@ def read_clip(clip: np.ndarray) -> ClipReading:
         colour=_majority(features["colour"][visible]),
         shape=shape,
         size=_size(float(features["area"][first_visible]), shape) if visible.any() else None,
-        motion=motion, speed=speed, consistency=_consistency(features))
+        motion=motion, speed=speed, consistency=_consistency(features),
+        single_object=float(np.mean(features["objects"] == 1)))
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -423,22 +447,27 @@ def _check_lengths(items, specs, what: str) -> None:
 
 def score_frames(frames, specs, captions=None) -> dict[str, float]:
     """Accuracy of read_frame against specs (frame-0 semantics for size): colour, shape, size,
-    background and 'all' (fraction with every attribute right). frames: (N, H, W, 3) uint8.
-    With `captions` (the prompts), only the attributes each prompt names are scored."""
+    background and 'all' (fraction with every attribute right), and 'single_object' (fraction
+    of frames showing exactly one object). frames: (N, H, W, 3) uint8. With `captions` (the
+    prompts), only the attributes each prompt names are scored."""
     _check_lengths(frames, specs, "frames")
     features = _frame_features(_as_frames(frames, "(N, H, W, 3)", "frames"))
     readings = [_reading_at(features, i) for i in range(len(specs))]
-    return _accuracies(readings, specs, ("colour", "shape", "size", "background"), captions)
+    scores = _accuracies(readings, specs, ("colour", "shape", "size", "background"), captions)
+    scores["single_object"] = float(np.mean([r.objects == 1 for r in readings]))
+    return scores
 
 
 def score_clips(clips, specs, captions=None) -> dict[str, float]:
-    """Accuracy of read_clip against specs per attribute (incl. motion and speed), 'all', and
-    the mean of each consistency figure as 'mean_<name>' (NaNs ignored). With `captions`, only
-    the attributes each prompt names are scored."""
+    """Accuracy of read_clip against specs per attribute (incl. motion and speed), 'all',
+    'single_object' (fraction of frames, over all clips, showing exactly one object), and the
+    mean of each consistency figure as 'mean_<name>' (NaNs ignored). With `captions`, only the
+    attributes each prompt names are scored."""
     _check_lengths(clips, specs, "clips")
     readings = [read_clip(clip) for clip in clips]
     scores = _accuracies(readings, specs, ("colour", "shape", "size", "background", "motion",
                                            "speed"), captions)
+    scores["single_object"] = float(np.mean([r.single_object for r in readings]))
     for key in CONSISTENCY_KEYS:
         values = np.array([r.consistency[key] for r in readings])
         scores[f"mean_{key}"] = float(np.nanmean(values)) if np.isfinite(values).any() \
