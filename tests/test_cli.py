@@ -120,7 +120,8 @@ def test_evaluate_video_scores_two_prompts(checkpoints, tmp_path):
                    "--batch", 2, "--json", out, *STEPS)
     assert code == 0
     scores = json.loads(out.read_text())
-    accuracies = ("colour", "shape", "size", "background", "motion", "speed", "all")
+    accuracies = ("colour", "shape", "size", "background", "motion", "speed", "all",
+                  "single_object")
     consistency = ("size_stability", "colour_stability", "trajectory_smoothness", "periodicity")
     assert set(scores) == {"split", "num", *accuracies, *(f"mean_{k}" for k in consistency)}
     assert scores["split"] == "validation" and scores["num"] == 2
