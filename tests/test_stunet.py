@@ -52,7 +52,7 @@ def cond(stunet):
     return stunet.encode_text(tokens)
 
 
-def test_identity_at_init_for_a_static_video(stunet, cond):
+def check_identity_at_init_for_a_static_video(stunet, cond):
     model = nnx.clone(stunet)
     randomise_zero_kernels(model.spatial, seed=1)  # temporal layers keep their identity init
     frame = jax.random.normal(jax.random.key(2), (2, 16, 16, 3))
@@ -63,6 +63,20 @@ def test_identity_at_init_for_a_static_video(stunet, cond):
     assert float(jnp.abs(reference).max()) > 1e-2  # the check is not 0 == 0
     for index in range(video.shape[1]):
         np.testing.assert_allclose(out[:, index], reference, atol=1e-5)
+
+
+def test_identity_at_init_for_a_static_video(stunet, cond):
+    check_identity_at_init_for_a_static_video(stunet, cond)
+
+
+def test_a_patch_stem_backbone_inflates_at_the_same_sites(stunet, cond):
+    """A U-Net with a space-to-depth stem has the same walk (levels counted at the patched
+    side), so it inflates with the same temporal layers and is still the identity at init."""
+    patched = STUNet(TEXT, dataclasses.replace(UNET, patch_size=2, attention_resolutions=(2,)),
+                     TEMPORAL, rngs=nnx.Rngs(0))
+    assert patched.sites == stunet.sites
+    assert set(patched.temporal_convs) == set(stunet.temporal_convs)
+    check_identity_at_init_for_a_static_video(patched, cond)
 
 
 def test_temporal_down_then_up_repeats_even_frames():

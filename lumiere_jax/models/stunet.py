@@ -169,7 +169,7 @@ def site_level_and_kind(site: str, num_levels: int) -> tuple[int, str]:
 def walk_sites(unet: UNet2D) -> tuple[tuple[str, int], ...]:
     """(site, channels) in walk order, read off the U-Net's own walk (traced, not run)."""
     config = unet.config
-    size = 2 ** (len(config.channel_mult) - 1)
+    size = config.patch_size * 2 ** (len(config.channel_mult) - 1)
     seen = []
 
     def record(site, h):
