@@ -102,3 +102,29 @@ def test_base_config_inflates_the_backbone_it_is_given(backbone):
         stunet_shapes.get_config(f"variant=tiny,backbone={backbone}")
     with pytest.raises(CheckpointError, match="does not exist"):
         stunet_shapes.get_config(f"backbone={backbone}_missing")
+
+
+def test_sharded_initialisation_creates_only_shards_and_restores_the_backbone_into_them(
+        config, backbone):
+    """The fresh state is made under jit with its planned shardings and the backbone restored into
+    them: nothing is copied back to the host, each device holds 1/fsdp of an fsdp-sharded weight,
+    and the backbone's values are the export's."""
+    config.mesh.update(data=2, fsdp=4, time=1)
+    config.data.batch_size = 2
+    with jax.transfer_guard_device_to_host("disallow_explicit"):
+        trainer = setup(parse_run_config(config))
+    state = trainer.state
+    planned = jax.tree.leaves(trainer.state_shardings)
+    leaves = jax.tree.leaves(state)
+    assert len(planned) == len(leaves)
+    for leaf, sharding in zip(leaves, planned):
+        assert leaf.sharding.is_equivalent_to(sharding, leaf.ndim)
+    model = nnx.merge(trainer.graphdef, state.params, state.frozen)
+    split = [x for x in jax.tree.leaves(nnx.state(model.spatial, nnx.Param))
+             if "fsdp" in x.sharding.spec]
+    assert split, "no backbone weight is fsdp-sharded"
+    for weight in split:
+        assert all(s.data.size * 4 == weight.size for s in weight.addressable_shards)
+    backbone_model, _ = load_exported(backbone)
+    chex.assert_trees_all_equal(nnx.state(model.spatial, nnx.Param),
+                                nnx.state(backbone_model, nnx.Param))

@@ -40,16 +40,17 @@ class RunCheckpoints:
         restored = self.manager.restore(step, args=args)
         return restored.state, restored.metadata
 
-    def resume_latest(self, state, data_iterator):
-        """(state, step, metadata): the latest checkpoint's (the iterator restored in place), or
-        the given state, None and {} where the run has no checkpoint yet."""
+    def resume_latest(self, abstract_state, data_iterator):
+        """(state, metadata) of the latest checkpoint, restored into `abstract_state` (arrays or
+        ShapeDtypeStructs, shardings kept) with the iterator restored in place; (None, None)
+        where the run has no checkpoint yet."""
         latest = self.latest_step()
         if latest is None:
-            return state, None, {}
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+            return None, None
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
         state, metadata = self.restore(latest, abstract, data_iterator)
         print(f"Resuming from step {latest} ({self.directory}).", flush=True)
-        return state, latest, dict(metadata)
+        return state, dict(metadata)
 
     def restore_metadata(self, step: int) -> dict:
         return self.manager.restore(step, args=ocp.args.Composite(

@@ -9,12 +9,10 @@ import os
 import time
 
 import jax
-import jax.numpy as jnp
 import ml_collections
-import orbax.checkpoint as ocp
 from flax import nnx
 
-from lumiere_jax.checkpoints.exported import restore_params, save_exported
+from lumiere_jax.checkpoints.exported import save_exported
 from lumiere_jax.eval.in_training import evaluate_weights
 from lumiere_jax.models.build import build_model
 from lumiere_jax.train import metrics as M
@@ -41,19 +39,18 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> str:
 
     Returns the export directory `workdir/export`.
     """
-    run_setup = setup(parse_run_config(config))
-    run, graphdef, state = run_setup.run, run_setup.graphdef, run_setup.state
+    run_setup = setup(parse_run_config(config), initialize=False)
+    run, graphdef = run_setup.run, run_setup.graphdef
     iterator = run_setup.make_iterator()
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
 
     checkpoints = RunCheckpoints(workdir, run.checkpoint.every_steps, run.checkpoint.max_to_keep)
-    state, resumed, resumed_metadata = checkpoints.resume_latest(state, iterator)
-    if resumed is None and run.checkpoint.init_from:
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state.params)
-        params = restore_params(run.checkpoint.init_from, abstract)
-        state = state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params))
-        print(f"Initialised from {run.checkpoint.init_from}.", flush=True)
+    # A resumed run restores straight into the sharded abstract state; only a new run creates
+    # (and initialises) the fresh one.
+    state, resumed_metadata = checkpoints.resume_latest(run_setup.abstract_state(), iterator)
+    if resumed_metadata is None:
+        state, resumed_metadata = run_setup.initialize(), {}
 
     lr_schedule = learning_rate_schedule(run.optim)
     writer = M.MetricsWriter(workdir)
@@ -114,11 +111,19 @@ def load_run_ema(workdir: str, step: int | None = None):
             raise FileNotFoundError(f"No checkpoints under {checkpoints.directory}.")
         config = ml_collections.ConfigDict(checkpoints.restore_metadata(step)["config"])
         run = parse_run_config(config)
-        model = build_model(run.model, seed=run.seed)
-        graphdef, state = create_train_state(model, make_optimizer(run.optim), run.seed,
-                                             model.trainable)
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+        built = {}
+
+        def fresh_state():
+            model = build_model(run.model, seed=run.seed)
+            built["graphdef"], state = create_train_state(model, make_optimizer(run.optim),
+                                                          run.seed, model.trainable)
+            return state
+
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+                                jax.eval_shape(fresh_state))
         state = checkpoints.restore_state(step, abstract)
+        graphdef = built["graphdef"]
     finally:
         checkpoints.close()
     return nnx.merge(graphdef, state.ema_params, state.frozen), config

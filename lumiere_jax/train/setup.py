@@ -4,6 +4,12 @@ The trainer gets the train state on the mesh and a data iterator factory; a plan
 (`launch/aot_compile.py`) gets the same setup built abstractly, with `abstract=True`: the state as
 ShapeDtypeStructs with their shardings, no weights allocated, no data read, on any devices (a TPU
 topology's included). Both lower the same jitted step, so a plan compiles what the trainer runs.
+
+The state is never built whole on one device or in host memory: the model is traced
+(`jax.eval_shape`) to plan the shardings, then the fresh state is created under `jax.jit` with
+those `out_shardings` (each process computes only its own shards), and the pretrained parts
+(frozen backbone, text encoder, `checkpoint.init_from`) are restored by Orbax straight into
+targets that carry the same shardings.
 """
 from __future__ import annotations
 
@@ -13,12 +19,14 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import orbax.checkpoint as ocp
 from flax import nnx
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from lumiere_jax import settings as S
-from lumiere_jax.checkpoints.pretrained import build_pretrained
+from lumiere_jax.checkpoints.exported import restore_params
+from lumiere_jax.checkpoints.pretrained import load_pretrained
 from lumiere_jax.data import pipeline, tfds_shapes
 from lumiere_jax.models.build import build_model
 from lumiere_jax.models.protocol import DiffusionModel
@@ -26,7 +34,7 @@ from lumiere_jax.names import TIME
 from lumiere_jax.nn.frame_sharding import FrameSharding
 from lumiere_jax.parallel import batch as batching
 from lumiere_jax.parallel.mesh import make_mesh
-from lumiere_jax.parallel.partition import place, state_shardings
+from lumiere_jax.parallel.partition import state_shardings
 from lumiere_jax.train.settings import RunSettings
 from lumiere_jax.train.state import TrainState, create_train_state, make_optimizer
 from lumiere_jax.train.step import jit_sharded_train_step, make_train_step
@@ -36,8 +44,10 @@ from lumiere_jax.train.step import jit_sharded_train_step, make_train_step
 class TrainSetup:
     """Everything a training run needs, built once from its config.
 
-    `state` is the fresh train state on the mesh, or (abstract setups) ShapeDtypeStructs carrying
-    their shardings. `step(state, global_batch)` is the jitted, sharded train step;
+    `state` is the fresh train state on the mesh, or (abstract setups, and setups built with
+    initialize=False) ShapeDtypeStructs carrying their shardings. `initialize()` creates the
+    fresh state on the mesh (None in an abstract setup): random init, then the pretrained parts
+    and `checkpoint.init_from`. `step(state, global_batch)` is the jitted, sharded train step;
     `make_iterator()` opens this process's train data (None in an abstract setup).
     """
     run: RunSettings
@@ -49,6 +59,7 @@ class TrainSetup:
     global_batch: int
     step: Callable
     make_iterator: Callable[[], Any] | None
+    initialize: Callable[[], TrainState] | None = None
 
     def abstract_batch(self) -> dict:
         """The step's global batch as ShapeDtypeStructs with their shardings."""
@@ -63,9 +74,7 @@ class TrainSetup:
 
     def abstract_state(self) -> TrainState:
         """The train state as ShapeDtypeStructs with their shardings."""
-        return jax.tree.map(lambda x, sharding: jax.ShapeDtypeStruct(x.shape, x.dtype,
-                                                                    sharding=sharding),
-                            self.state, self.state_shardings)
+        return with_shardings(self.state, self.state_shardings)
 
     def lower(self) -> jax.stages.Lowered:
         """The train step lowered for this setup's state and batch (nothing runs)."""
@@ -125,13 +134,48 @@ def check_mesh_fits_data(data: S.DataSettings, mesh: Mesh) -> None:
                             f"config.mesh.time=1.")
 
 
-def setup(run: RunSettings, *, abstract: bool = False, devices=None,
+def with_shardings(tree: Any, shardings: Any) -> Any:
+    """ShapeDtypeStructs of `tree`'s leaves carrying `shardings` (a tree of the same structure)."""
+    return jax.tree.map(lambda x, sharding: jax.ShapeDtypeStruct(x.shape, x.dtype,
+                                                                sharding=sharding),
+                        tree, shardings)
+
+
+def initialize_state(fresh_state: Callable[[], TrainState], graphdef: nnx.GraphDef,
+                     shardings: Any, run: RunSettings) -> TrainState:
+    """The fresh train state created sharded on the mesh, with the pretrained parts restored.
+
+    `fresh_state` (random initialisation) runs under `jax.jit` with `out_shardings`, so no
+    device or host ever holds more than its shards (eagerly where the mesh is one device). The
+    backbone / text encoder the model settings name, then `checkpoint.init_from`, are restored
+    into targets with the same shardings; the EMA starts as a copy of the resulting parameters.
+    """
+    single_device = all(len(s.device_set) == 1 for s in jax.tree.leaves(shardings))
+    # On one device the eager build already lands where it belongs (and skips a long compile);
+    # on a mesh the build runs under jit, so each device computes only its own shards.
+    state = (jax.device_put(fresh_state(), shardings) if single_device else
+             jax.jit(fresh_state, out_shardings=shardings)())
+    settings, init_from = run.model, run.checkpoint.init_from
+    if not (settings.backbone or settings.text_checkpoint or init_from):
+        return state
+    model = nnx.merge(graphdef, state.params, state.frozen)
+    load_pretrained(model, settings)
+    _, params, frozen = nnx.split(model, model.trainable, ...)
+    if init_from:
+        params = restore_params(init_from, jax.tree.map(ocp.utils.to_shape_dtype_struct, params))
+        print(f"Initialised from {init_from}.", flush=True)
+    return state.replace(params=params, frozen=frozen, ema_params=jax.tree.map(jnp.copy, params))
+
+
+def setup(run: RunSettings, *, abstract: bool = False, initialize: bool = True, devices=None,
           global_batch: int | None = None) -> TrainSetup:
     """The run on a mesh of `devices` (default: every device of every process).
 
     `run` is the parsed config (`train.settings.parse_run_config`). `global_batch` defaults to
     data.batch_size per process. abstract=True traces the model instead of building it (no
-    pretrained weights are read, nothing is allocated) and opens no data.
+    pretrained weights are read, nothing is allocated) and opens no data. initialize=False
+    leaves `state` abstract too (e.g. to restore a run's checkpoint into it) while keeping
+    `initialize` and the data.
     """
     mesh = make_mesh(run.mesh, devices)
     check_mesh_fits_data(run.data, mesh)
@@ -141,19 +185,20 @@ def setup(run: RunSettings, *, abstract: bool = False, devices=None,
     time_shards = mesh.shape[TIME]
     built = {}
 
-    def build_state():
-        model = (build_model if abstract else build_pretrained)(run.model, seed=run.seed)
+    def fresh_state():
+        model = build_model(run.model, seed=run.seed)
         check_data_fits_model(run.data, model, time_shards)
         if time_shards > 1:
             model.shard_frames(FrameSharding(mesh))
         built["graphdef"], state = create_train_state(model, optimizer, run.seed, model.trainable)
         return state
 
-    state = jax.eval_shape(build_state) if abstract else build_state()
+    planned = jax.eval_shape(fresh_state)
     graphdef = built["graphdef"]
-    shardings = state_shardings(state, mesh, run.mesh.rules)
-    if not abstract:
-        state = place(state, shardings)
+    shardings = state_shardings(planned, mesh, run.mesh.rules)
+    initialize_ = None if abstract else (
+        lambda: initialize_state(fresh_state, graphdef, shardings, run))
+    state = initialize_() if initialize_ and initialize else with_shardings(planned, shardings)
     global_batch = global_batch or run.data.batch_size * jax.process_count()
     batch_shardings = batching.train_batch_shardings(mesh, global_batch,
                                                      clips=run.data.mode == "clips")
@@ -161,7 +206,7 @@ def setup(run: RunSettings, *, abstract: bool = False, devices=None,
                                   mesh, shardings, batch_shardings)
     make_iterator = None if abstract else (
         lambda: make_train_iterator(run.data, run.model.text_encoder.max_length, run.seed))
-    setup_ = TrainSetup(run=run, mesh=mesh, graphdef=graphdef, state=state,
-                        state_shardings=shardings, batch_shardings=batch_shardings,
-                        global_batch=global_batch, step=step, make_iterator=make_iterator)
-    return dataclasses.replace(setup_, state=setup_.abstract_state()) if abstract else setup_
+    return TrainSetup(run=run, mesh=mesh, graphdef=graphdef, state=state,
+                      state_shardings=shardings, batch_shardings=batch_shardings,
+                      global_batch=global_batch, step=step, make_iterator=make_iterator,
+                      initialize=initialize_)

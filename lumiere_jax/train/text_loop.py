@@ -180,7 +180,8 @@ def train_text(config: ml_collections.ConfigDict, workdir: str) -> str:
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
     checkpoints = RunCheckpoints(workdir, run.checkpoint.every_steps, run.checkpoint.max_to_keep)
-    state, _, _ = checkpoints.resume_latest(state, iterator)
+    resumed, _ = checkpoints.resume_latest(state, iterator)
+    state = state if resumed is None else resumed
     lr_schedule = learning_rate_schedule(run.optim)
     writer = M.MetricsWriter(workdir)
     metadata = {"config": config.to_dict(), "jax_version": jax.__version__}
