@@ -162,20 +162,27 @@ def test_save_restore_next_step_is_bit_identical(trainer, tmp_path):
     restarted.close()
 
 
-def run_main(workdir, data_dir, *overrides):
+def run_main(workdir, data_dir, *overrides, compilation_cache=None):
     command = [sys.executable, "-m", "lumiere_jax.main",
                "--config", os.path.join(REPO, "configs", "t2i_shapes.py") + ":variant=tiny",
                "--workdir", str(workdir), f"--config.data.data_dir={data_dir}", *overrides]
     env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
     env.pop("XLA_FLAGS", None)
+    if compilation_cache:  # JAX's persistent cache: a later process reuses the compiled step
+        env["JAX_COMPILATION_CACHE_DIR"] = str(compilation_cache)
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
 
 def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, data_dir):
-    overrides = ["--config.optim.total_steps=400", "--config.checkpoint.every_steps=5"]
-    process = run_main(tmp_path, data_dir, *overrides)
-    checkpoint_dir = tmp_path / "checkpoints"
+    # Both legs run the same config, so the second reuses the first's compiled step (JAX's
+    # persistent compilation cache); the first is killed long before its last step.
+    total = 40
+    overrides = [f"--config.optim.total_steps={total}", "--config.checkpoint.every_steps=5"]
+    cache = tmp_path / "jax_cache"
+    workdir = tmp_path / "run"
+    process = run_main(workdir, data_dir, *overrides, compilation_cache=cache)
+    checkpoint_dir = workdir / "checkpoints"
     deadline = time.time() + 240
     while time.time() < deadline:
         steps = [int(p) for p in os.listdir(checkpoint_dir) if p.isdigit()] \
@@ -183,28 +190,27 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, data_dir):
         if any(s >= 10 for s in steps):
             break
         assert process.poll() is None, process.stdout.read()
-        time.sleep(0.5)
+        time.sleep(0.1)
     process.send_signal(signal.SIGKILL)
     process.wait()
     time.sleep(0.5)
-    saved = RunCheckpoints(str(tmp_path), every_steps=5, max_to_keep=2)
+    saved = RunCheckpoints(str(workdir), every_steps=5, max_to_keep=2)
     last = saved.latest_step()
-    assert last is not None and 10 <= last < 400
+    assert last is not None and 10 <= last < total
     seconds_before = saved.restore_metadata(last)["train_seconds"]
     saved.close()
     assert seconds_before > 0
 
-    process = run_main(tmp_path, data_dir, "--config.optim.total_steps=" + str(last + 10),
-                       "--config.checkpoint.every_steps=5")
+    process = run_main(workdir, data_dir, *overrides, compilation_cache=cache)
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 0, output
     assert f"Resuming from step {last}" in output
-    records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
-    assert records[-1]["step"] == last + 10
-    assert os.path.isfile(tmp_path / "export" / "config.json")
-    saved = RunCheckpoints(str(tmp_path), every_steps=5, max_to_keep=2)
+    records = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
+    assert records[-1]["step"] == total
+    assert os.path.isfile(workdir / "export" / "config.json")
+    saved = RunCheckpoints(str(workdir), every_steps=5, max_to_keep=2)
     # The training clock runs on across legs instead of starting again from zero.
-    assert saved.restore_metadata(last + 10)["train_seconds"] > seconds_before
+    assert saved.restore_metadata(total)["train_seconds"] > seconds_before
     saved.close()
 
 
