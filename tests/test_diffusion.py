@@ -10,6 +10,7 @@ import pytest
 
 from lumiere_jax import diffusion
 from lumiere_jax.diffusion import samplers as samplers_module
+from lumiere_jax.diffusion.settings import DiffusionSettings
 
 SCHEDULES = ("cosine", "linear")
 IMAGE_SHAPE = (3, 4, 4, 3)  # batch == channels, so a wrong broadcast of per-example t would show
@@ -502,3 +503,37 @@ def test_ddim_25_on_the_logsnr_grid_matches_ddim_250_at_every_scale():
             worst[spacing] = max(worst[spacing], error(run(25, spacing)))
     assert worst["logsnr"] < 0.15
     assert worst["uniform"] > 2 * worst["logsnr"]
+
+
+def test_frame_correlated_noise_has_unit_variance_and_the_asked_correlation():
+    """Video noise: every element N(0, 1), two frames of one clip correlate by rho, two clips do
+    not; rho = 0 is exactly the independent draw; images are never correlated."""
+    from lumiere_jax.diffusion.noise import gaussian_noise
+    rng = jax.random.key(3)
+    shape = (64, 4, 16, 16, 3)
+    np.testing.assert_array_equal(gaussian_noise(rng, shape, 0.0), jax.random.normal(rng, shape))
+    noise = np.asarray(gaussian_noise(rng, shape, 0.6))
+    assert abs(noise.var() - 1.0) < 0.02
+    frames = noise.reshape(64, 4, -1)
+    same_clip = np.mean(frames[:, 0] * frames[:, 3])
+    other_clip = np.mean(frames[:-1, 0] * frames[1:, 3])
+    assert abs(same_clip - 0.6) < 0.02, same_clip
+    assert abs(other_clip) < 0.02, other_clip
+    images = np.asarray(gaussian_noise(rng, (64, 16, 16, 3), 0.6))
+    np.testing.assert_array_equal(images, jax.random.normal(rng, (64, 16, 16, 3)))
+    with pytest.raises(ValueError, match=r"in \[0, 1\)"):
+        gaussian_noise(rng, shape, 1.0)
+
+
+def test_the_video_loss_draws_its_noise_with_the_frame_correlation():
+    x0 = jnp.zeros((32, 4, 8, 8, 3))
+    zero = lambda x_t, t: jnp.zeros_like(x_t)
+    _, aux = diffusion.diffusion_loss(zero, x0, jax.random.key(0), "cosine", "v",
+                                      frame_correlation=0.8)
+    eps = np.asarray(aux["eps"]).reshape(32, 4, -1)
+    assert abs(np.mean(eps[:, 1] * eps[:, 2]) - 0.8) < 0.05
+    _, aux = diffusion.diffusion_loss(zero, x0, jax.random.key(0), "cosine", "v")
+    eps = np.asarray(aux["eps"]).reshape(32, 4, -1)
+    assert abs(np.mean(eps[:, 1] * eps[:, 2])) < 0.05
+    with pytest.raises(ValueError, match="frame_noise_correlation must be in"):
+        DiffusionSettings(frame_noise_correlation=-0.1)

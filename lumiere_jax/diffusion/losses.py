@@ -7,6 +7,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from lumiere_jax.diffusion.noise import gaussian_noise
 from lumiere_jax.diffusion.schedules import Schedule, check_prediction_kind, from_x0_eps, get_schedule, per_example
 
 PredictFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -53,10 +54,12 @@ def diffusion_loss(
     prediction: str = "v",
     t: jax.Array | None = None,
     low_discrepancy: bool = False,
+    frame_correlation: float = 0.0,
 ) -> tuple[jax.Array, dict[str, Any]]:
     """Per-example mean-squared error of predict_fn(x_t, t) against the v or eps target.
 
-    x0 is (B, ...) (images or videos). t (shape (B,)) is drawn from U(0, 1) unless given.
+    x0 is (B, ...) (images or videos). t (shape (B,)) is drawn from U(0, 1) unless given. A
+    video's noise correlates across its frames by `frame_correlation` (see `diffusion.noise`).
     Returns (loss of shape (B,), aux) where aux holds t, x_t, eps, target and the model output.
     """
     check_prediction_kind(prediction)
@@ -68,7 +71,7 @@ def diffusion_loss(
     t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), (batch_size,))
 
     alpha, sigma = schedule.alpha_sigma(t)
-    eps = jax.random.normal(eps_rng, x0.shape, jnp.float32)
+    eps = gaussian_noise(eps_rng, x0.shape, frame_correlation)
     x0 = x0.astype(jnp.float32)
     x_t = per_example(alpha, x0) * x0 + per_example(sigma, x0) * eps
     target = from_x0_eps(x0, eps, alpha, sigma, prediction)

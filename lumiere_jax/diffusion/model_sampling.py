@@ -24,9 +24,10 @@ from lumiere_jax.text import tokenizer
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "shape", "schedule", "prediction", "steps",
-                                               "sampler", "guidance", "dynamic_threshold", "progress"))
+                                               "sampler", "guidance", "dynamic_threshold",
+                                               "frame_correlation", "progress"))
 def sample_model(graphdef, state, tokens, conditions, rng, *, shape, schedule, prediction, steps,
-                 sampler, guidance, dynamic_threshold, progress):
+                 sampler, guidance, dynamic_threshold, frame_correlation, progress):
     """x0 (shape) for `tokens` and the model's other `conditions` (a dict, in the model range),
     with classifier-free guidance (the conditional and the null prompt batched into one call of
     the model per step; the other conditions are kept for both)."""
@@ -40,7 +41,8 @@ def sample_model(graphdef, state, tokens, conditions, rng, *, shape, schedule, p
         uncond = dict(model.encode_text(null), **conditions)
         predict = classifier_free_guidance(denoise, cond, uncond, guidance)
     return sample(predict, shape, rng, schedule, steps=steps, sampler=sampler,
-                  prediction=prediction, dynamic_threshold=dynamic_threshold, progress=progress)
+                  prediction=prediction, dynamic_threshold=dynamic_threshold,
+                  frame_correlation=frame_correlation, progress=progress)
 
 
 def check_conditions(conditions: dict, expected: dict[str, tuple]) -> None:
@@ -99,5 +101,6 @@ class ModelSampler:
             prediction=self.diffusion.prediction, steps=int(steps or defaults.steps),
             sampler=sampler or defaults.sampler,
             guidance=float(defaults.guidance if guidance is None else guidance),
-            dynamic_threshold=defaults.dynamic_threshold or None, progress=progress)
+            dynamic_threshold=defaults.dynamic_threshold or None,
+            frame_correlation=float(self.diffusion.frame_noise_correlation), progress=progress)
         return to_uint8(x)

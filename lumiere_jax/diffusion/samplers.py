@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 from tqdm.auto import tqdm
 
+from lumiere_jax.diffusion.noise import gaussian_noise
 from lumiere_jax.diffusion.schedules import (
     Schedule,
     times_for_log_snr,
@@ -22,10 +23,12 @@ from lumiere_jax.diffusion.schedules import (
 PredictFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 
-def noise_to(x0: jax.Array, t, rng: jax.Array, schedule: str | Schedule) -> jax.Array:
-    """x_t = alpha(t) x0 + sigma(t) eps with fresh eps; t is a scalar or per-example (B,)."""
+def noise_to(x0: jax.Array, t, rng: jax.Array, schedule: str | Schedule,
+             frame_correlation: float = 0.0) -> jax.Array:
+    """x_t = alpha(t) x0 + sigma(t) eps with fresh eps (correlated across a video's frames by
+    `frame_correlation`); t is a scalar or per-example (B,)."""
     alpha, sigma = get_schedule(schedule).alpha_sigma(t)
-    eps = jax.random.normal(rng, x0.shape, jnp.float32)
+    eps = gaussian_noise(rng, x0.shape, frame_correlation)
     return per_example(alpha, x0) * x0 + per_example(sigma, x0) * eps
 
 
@@ -37,21 +40,24 @@ def apply_dynamic_threshold(x0: jax.Array, percentile: float) -> jax.Array:
     return jnp.clip(x0, -s, s) / s
 
 
-def ddim_step(x_t, x0, eps, alpha_t, sigma_t, alpha_s, sigma_s, rng) -> jax.Array:
+def ddim_step(x_t, x0, eps, alpha_t, sigma_t, alpha_s, sigma_s, rng,
+              frame_correlation: float = 0.0) -> jax.Array:
     """Deterministic DDIM (eta=0) update from time t to s: x_s = alpha_s x0 + sigma_s eps."""
-    del x_t, alpha_t, sigma_t, rng
+    del x_t, alpha_t, sigma_t, rng, frame_correlation
     return alpha_s * x0 + sigma_s * eps
 
 
-def ancestral_step(x_t, x0, eps, alpha_t, sigma_t, alpha_s, sigma_s, rng) -> jax.Array:
-    """A draw from the DDPM posterior q(x_s | x_t, x0) of the VP process."""
+def ancestral_step(x_t, x0, eps, alpha_t, sigma_t, alpha_s, sigma_s, rng,
+                   frame_correlation: float = 0.0) -> jax.Array:
+    """A draw from the DDPM posterior q(x_s | x_t, x0) of the VP process (its fresh noise
+    correlated across a video's frames like the process's own)."""
     del eps
     alpha_ts = alpha_t / alpha_s
     # sigma_ts^2 / sigma_t^2 with sigma_ts^2 = sigma_t^2 - alpha_ts^2 sigma_s^2 (>= 0 up to rounding)
     fresh_fraction = jnp.clip(1.0 - jnp.square(alpha_ts * sigma_s / sigma_t), 0.0, 1.0)
     mean = alpha_ts * jnp.square(sigma_s / sigma_t) * x_t + alpha_s * fresh_fraction * x0
     std = sigma_s * jnp.sqrt(fresh_fraction)  # zero on the last step, where sigma_s = 0
-    return mean + std * jax.random.normal(rng, x_t.shape, x_t.dtype)
+    return mean + std * gaussian_noise(rng, x_t.shape, frame_correlation, x_t.dtype)
 
 
 _STEPS = {"ddim": ddim_step, "ancestral": ancestral_step}
@@ -148,6 +154,7 @@ def sample(
     x_init: jax.Array | None = None,
     t_start: float = 1.0,
     spacing: str = "logsnr",
+    frame_correlation: float = 0.0,
     progress: bool = False,
 ) -> jax.Array:
     """Denoise from t_start to 0 in `steps` steps and return x0 of the given shape.
@@ -159,7 +166,8 @@ def sample(
     shape (B,). sampler is "ddim" (eta=0) or "ancestral" (DDPM posterior draws). x0 estimates can be
     dynamically thresholded (a percentile such as 0.995) and/or clipped to [-clip_x0, clip_x0]; eps
     is then recomputed from the clipped x0. x_init with t_start < 1 starts from a noisy input
-    (SDEdit); otherwise x starts as N(0, I). Everything except predict_fn's arrays, rng and x_init
+    (SDEdit); otherwise x starts as N(0, I), its frames correlated by `frame_correlation` for a
+    video model trained with that noise (`diffusion.noise`). Everything except predict_fn's arrays, rng and x_init
     is static, so the whole call is jit-able; the loop is a lax.fori_loop. progress=True drives a
     tqdm bar through jax.debug.callback from inside the compiled loop.
     """
@@ -169,7 +177,8 @@ def sample(
     batch_size = shape[0]
     times = sampling_times(schedule, steps, t_start, spacing)
     init_rng, noise_rng = jax.random.split(rng)
-    x = jax.random.normal(init_rng, shape, jnp.float32) if x_init is None else x_init.astype(jnp.float32)
+    x = (gaussian_noise(init_rng, shape, frame_correlation) if x_init is None
+         else x_init.astype(jnp.float32))
     progress_bar = _ProgressBar(steps) if progress else None
 
     def denoise(x_t, t):
@@ -192,7 +201,8 @@ def sample(
         # The grid ends at clean data: alpha = 1, sigma = 0 exactly (the schedule is clipped there).
         alpha_s, sigma_s = schedule.alpha_sigma(s)
         alpha_s, sigma_s = jnp.where(s > 0, alpha_s, 1.0), jnp.where(s > 0, sigma_s, 0.0)
-        x_s = step_fn(x_t, x0, eps, alpha_t, sigma_t, alpha_s, sigma_s, jax.random.fold_in(noise_rng, i))
+        x_s = step_fn(x_t, x0, eps, alpha_t, sigma_t, alpha_s, sigma_s,
+                      jax.random.fold_in(noise_rng, i), frame_correlation=frame_correlation)
         if progress_bar is not None:
             jax.debug.callback(progress_bar, i)
         return x_s

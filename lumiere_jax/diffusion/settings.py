@@ -18,6 +18,9 @@ class DiffusionSettings:
     A `focus_fraction` of each batch draws t from U(focus_t_min, focus_t_max) instead of U(0, 1):
     more training on the noise levels where the samples go wrong (e.g. low noise, where edges are
     refined, or mid noise, where a shifted schedule decides an object's outline).
+
+    `frame_noise_correlation` (video models): the correlation of the noise between any two
+    frames of a clip, in training and sampling alike (`diffusion.noise`); 0 = independent.
     """
     schedule: str = "cosine"
     schedule_shift: float = 0.0
@@ -28,6 +31,7 @@ class DiffusionSettings:
     focus_fraction: float = 0.0
     focus_t_min: float = 0.0
     focus_t_max: float = 0.15
+    frame_noise_correlation: float = 0.0
 
     def noise_schedule(self) -> Schedule:
         """The noise schedule these settings describe."""
@@ -44,6 +48,9 @@ class DiffusionSettings:
             raise ValueError(f"min_snr_gamma must be positive, got {self.min_snr_gamma}")
         if not 0.0 <= self.cond_drop_prob < 1.0:
             raise ValueError(f"cond_drop_prob must be in [0, 1), got {self.cond_drop_prob}")
+        if not 0.0 <= self.frame_noise_correlation < 1.0:
+            raise ValueError(f"frame_noise_correlation must be in [0, 1), got "
+                             f"{self.frame_noise_correlation}")
         if not 0.0 <= self.focus_fraction <= 1.0:
             raise ValueError(f"focus_fraction must be in [0, 1], got {self.focus_fraction}")
         if not 0.0 <= self.focus_t_min < self.focus_t_max <= 1.0:

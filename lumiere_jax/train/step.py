@@ -59,7 +59,8 @@ def make_train_step(graphdef: nnx.GraphDef, diffusion_settings: DiffusionSetting
         t = training_times(time_rng, x0.shape[0], diffusion_settings)
         losses, _ = diffusion.diffusion_loss(
             lambda x_t, t: model.denoise(x_t, t, cond), x0, noise_rng, schedule,
-            diffusion_settings.prediction, t=t)
+            diffusion_settings.prediction, t=t,
+            frame_correlation=diffusion_settings.frame_noise_correlation)
         weights = diffusion.loss_weight(schedule.log_snr(t), diffusion_settings.prediction,
                                         diffusion_settings.loss_weighting,
                                         diffusion_settings.min_snr_gamma)
