@@ -35,6 +35,8 @@ def get_config(arg=None):
                       temporal_conv_kernel=3, num_heads=4, text_pool=True),
         backbone=backbone_dir if variant == "base" else "",
     )
+    # Noise correlated across a clip's frames (diffusion.noise); 0 = independent per frame.
+    config.diffusion.frame_noise_correlation = 0.0
     config.data.update(mode="clips", batch_size=4)
     config.optim.update(learning_rate=5e-4, warmup_steps=100, total_steps=1500)
     if variant == "tiny":
