@@ -93,6 +93,40 @@ class OptimSettings:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
 
+REMAT_POLICIES = ("none", "block", "level")
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+@dataclasses.dataclass(frozen=True)
+class ComputeSettings:
+    """Memory switches of a training run; all off by default (the results stay the same, or
+    within bf16 rounding).
+
+    remat: rematerialise the U-Net walk in the backward pass per "block" (res block, attention
+      and the temporal layers at its site) or per "level"; "none" keeps every activation.
+    dtype: "bfloat16" runs the model in bf16; parameters, gradients and optimizer state stay fp32.
+    grad_accum_steps: the global batch is split into this many micro-batches, whose gradients
+      are averaged inside one step (the step, its randomness and its result are unchanged).
+    temporal_attention_chunk: temporal self-attention handles at most this many pixel sequences
+      at a time (0: all at once).
+    """
+    remat: str = "none"
+    dtype: str = "float32"
+    grad_accum_steps: int = 1
+    temporal_attention_chunk: int = 0
+
+    def __post_init__(self):
+        if self.remat not in REMAT_POLICIES:
+            raise ValueError(f"remat must be one of {REMAT_POLICIES}, got {self.remat!r}")
+        if self.dtype not in COMPUTE_DTYPES:
+            raise ValueError(f"dtype must be one of {COMPUTE_DTYPES}, got {self.dtype!r}")
+        if self.grad_accum_steps < 1:
+            raise ValueError(f"grad_accum_steps must be >= 1, got {self.grad_accum_steps}")
+        if self.temporal_attention_chunk < 0:
+            raise ValueError(f"temporal_attention_chunk must be >= 0 (0: off), got "
+                             f"{self.temporal_attention_chunk}")
+
+
 @dataclasses.dataclass(frozen=True)
 class CheckpointSettings:
     """How often to save, how many to keep, and an optional checkpoint to start from."""

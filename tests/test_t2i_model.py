@@ -1,5 +1,4 @@
 """The T2I backbone: tokenizer, text encoder, U-Net walk and shapes, guidance with the real model."""
-import dataclasses
 
 import chex
 import jax

@@ -1,5 +1,5 @@
 """Model-agnostic diffusion core: schedules, losses, guidance and samplers (images and videos)."""
-from lumiere_jax.diffusion.guidance import classifier_free_guidance, drop_condition
+from lumiere_jax.diffusion.guidance import classifier_free_guidance, drop_condition, replace_condition
 from lumiere_jax.diffusion.losses import LOSS_WEIGHTINGS, diffusion_loss, loss_weight, sample_times
 from lumiere_jax.diffusion.samplers import (
     SAMPLERS,
@@ -47,6 +47,7 @@ __all__ = [
     "ddim_step",
     "diffusion_loss",
     "drop_condition",
+    "replace_condition",
     "eps_from_v",
     "eps_from_x0",
     "from_x0_eps",

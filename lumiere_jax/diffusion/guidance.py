@@ -44,8 +44,12 @@ def drop_condition(rng: jax.Array, cond: Any, null_cond: Any, p: float) -> Any:
     cond is a pytree of arrays with leading batch dim B; null_cond has the same structure with
     batch dim 1 and is broadcast.
     """
-    batch_size = _batch_size(cond)
-    dropped = jax.random.bernoulli(rng, p, (batch_size,))
+    return replace_condition(jax.random.bernoulli(rng, p, (_batch_size(cond),)), cond, null_cond)
+
+
+def replace_condition(dropped: jax.Array, cond: Any, null_cond: Any) -> Any:
+    """`cond` with the examples where `dropped` (B,) is True replaced by `null_cond` (batch 1)."""
+    batch_size = dropped.shape[0]
 
     def choose(c: jax.Array, null: jax.Array) -> jax.Array:
         mask = dropped.reshape((batch_size,) + (1,) * (c.ndim - 1))

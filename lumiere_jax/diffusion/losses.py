@@ -49,29 +49,34 @@ def sample_times(rng: jax.Array, batch_size: int, low_discrepancy: bool = False)
 def diffusion_loss(
     predict_fn: PredictFn,
     x0: jax.Array,
-    rng: jax.Array,
+    rng: jax.Array | None,
     schedule: str | Schedule,
     prediction: str = "v",
     t: jax.Array | None = None,
     low_discrepancy: bool = False,
     frame_correlation: float = 0.0,
+    eps: jax.Array | None = None,
 ) -> tuple[jax.Array, dict[str, Any]]:
     """Per-example mean-squared error of predict_fn(x_t, t) against the v or eps target.
 
     x0 is (B, ...) (images or videos). t (shape (B,)) is drawn from U(0, 1) unless given. A
-    video's noise correlates across its frames by `frame_correlation` (see `diffusion.noise`).
+    video's noise correlates across its frames by `frame_correlation` (see `diffusion.noise`),
+    unless the noise `eps` (shape of x0) is given.
     Returns (loss of shape (B,), aux) where aux holds t, x_t, eps, target and the model output.
     """
     check_prediction_kind(prediction)
     schedule = get_schedule(schedule)
     batch_size = x0.shape[0]
-    t_rng, eps_rng = jax.random.split(rng)
+    if rng is None and (t is None or eps is None):
+        raise ValueError("diffusion_loss needs an rng unless both t and eps are given.")
+    t_rng, eps_rng = jax.random.split(rng) if rng is not None else (None, None)
     if t is None:
         t = sample_times(t_rng, batch_size, low_discrepancy)
     t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), (batch_size,))
 
     alpha, sigma = schedule.alpha_sigma(t)
-    eps = gaussian_noise(eps_rng, x0.shape, frame_correlation)
+    if eps is None:
+        eps = gaussian_noise(eps_rng, x0.shape, frame_correlation)
     x0 = x0.astype(jnp.float32)
     x_t = per_example(alpha, x0) * x0 + per_example(sigma, x0) * eps
     target = from_x0_eps(x0, eps, alpha, sigma, prediction)

@@ -1,7 +1,6 @@
 """The text-to-image model: text encoder + U-Net, trained together, frozen for video."""
 from __future__ import annotations
 
-import jax
 from flax import nnx
 
 from lumiere_jax.models.text_encoder import TextEncoder, TextEncoderConfig, TextParam

@@ -3,10 +3,15 @@
 The walk calls `hook(site, h)` after every block, so the STUNet inserts temporal layers at those
 sites without copying the walk. Sites are named `down.{level}.{i}`, `down.{level}.downsample`,
 `middle.{i}`, `up.{level}.{i}` and `up.{level}.upsample`; the T2I model uses the identity hook.
+
+`remat` (a runtime switch, not part of the config: `set_remat`) rematerialises the walk in the
+backward pass: "block" keeps only each site's input (res block, attention and hook recomputed),
+"level" only each level's; "none" stores every activation. Results are the same either way.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable
 
 import einops
@@ -19,6 +24,7 @@ from lumiere_jax.nn.attention import AttentionPool, SpatialAttentionBlock
 from lumiere_jax.nn.embeddings import sinusoidal_embedding
 from lumiere_jax.nn.resblock import Downsample, ResBlock, Upsample, group_norm
 from lumiere_jax.nn.sharding import conv_axes, named_axes
+from lumiere_jax.settings import REMAT_POLICIES
 
 Hook = Callable[[str, jax.Array], jax.Array]
 
@@ -157,6 +163,13 @@ class UNet2D(nnx.Module):
         self.conv_out = named_axes(nnx.Conv(current, config.out_channels * patch_area, (3, 3),
                                             kernel_init=nnx.initializers.zeros_init(), rngs=rngs),
                                    *conv_axes(2))
+        self.remat = "none"
+
+    def set_remat(self, policy: str) -> None:
+        """Rematerialisation of the walk in every later call: one of REMAT_POLICIES."""
+        if policy not in REMAT_POLICIES:
+            raise ValueError(f"Unknown remat policy {policy!r}; allowed: {REMAT_POLICIES}.")
+        self.remat = policy
 
     def embed(self, t, context, context_mask):
         """Conditioning embedding: diffusion time plus attention-pooled text, (B, 4 * base)."""
@@ -175,32 +188,45 @@ class UNet2D(nnx.Module):
         if emb is None:
             emb = self.embed(t, context, context_mask)
 
-        def run_level(level: Level, h, side: str, index: int, skips=None):
-            for i, block in enumerate(level.res):
-                if skips is not None:
+        remat = lambda fn, policy: jax.checkpoint(fn) if self.remat == policy else fn
+
+        def run_site(level: Level, i: int, site: str, h):
+            rows = h.shape[0]
+            h = level.res[i](h, per_row(emb, rows))
+            if len(level.attention):
+                h = level.attention[i](h, per_row(context, rows), per_row(context_mask, rows))
+            return hook(site, h)
+
+        def run_level(level: Level, side: str, index: int, h, skips=()):
+            """-> (h, every block's output); `skips` are concatenated in, last first."""
+            skips, outputs = list(skips), []
+            for i in range(len(level.res)):
+                if skips:
                     h = jnp.concatenate([h, skips.pop()], axis=-1)
-                rows = h.shape[0]
-                h = block(h, per_row(emb, rows))
-                if len(level.attention):
-                    h = level.attention[i](h, per_row(context, rows), per_row(context_mask, rows))
-                h = hook(f"{side}.{index}.{i}" if side != "middle" else f"middle.{i}", h)
-                if skips is None and side == "down":
-                    saved.append(h)
-            return h
+                site = f"{side}.{index}.{i}" if side != "middle" else f"middle.{i}"
+                h = remat(functools.partial(run_site, level, i, site), "block")(h)
+                outputs.append(h)
+            return h, outputs
+
+        def walk_level(level: Level, side: str, index: int, h, skips=()):
+            return remat(functools.partial(run_level, level, side, index), "level")(h, skips)
 
         patch = self.config.patch_size
         h = self.conv_in(to_patches(x, patch))
         saved = [h]
         for level, blocks in enumerate(self.down):
-            h = run_level(blocks, h, "down", level)
+            h, outputs = walk_level(blocks, "down", level, h)
+            saved += outputs
             if level < len(self.downsamples):
                 h = hook(f"down.{level}.downsample", self.downsamples[level](h))
                 saved.append(h)
-        h = run_level(self.middle, h, "middle", 0)
+        h, _ = walk_level(self.middle, "middle", 0, h)
         num_levels = len(self.up)
         for position, blocks in enumerate(self.up):
             level = num_levels - 1 - position
-            h = run_level(blocks, h, "up", level, skips=saved)
+            skips = saved[len(saved) - len(blocks.res):]
+            del saved[len(saved) - len(blocks.res):]
+            h, _ = walk_level(blocks, "up", level, h, skips)
             if level > 0:
                 h = hook(f"up.{level}.upsample", self.upsamples[position](h))
         out = self.conv_out(jax.nn.silu(self.norm_out(h)))

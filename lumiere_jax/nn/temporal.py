@@ -140,7 +140,14 @@ class TemporalAttentionBlock(nnx.Module):
         self.cross_attention = MultiHeadAttention(
             features, num_heads, context_features=context_features, zero_init_output=True,
             rngs=rngs)
+        self.chunk = 0
         as_temporal(self)
+
+    def set_chunk(self, sequences: int) -> None:
+        """Self-attention over at most `sequences` pixels at a time in later calls (0: all)."""
+        if sequences < 0:
+            raise ValueError(f"A chunk of {sequences} sequences: use >= 1, or 0 for no chunking.")
+        self.chunk = sequences
 
     def __call__(self, video, context, context_mask, frame_sharding: FrameSharding = UNSHARDED):
         """video: (B, T, H, W, C); context: (B, L, Cc); context_mask: (B, L)."""
@@ -148,7 +155,8 @@ class TemporalAttentionBlock(nnx.Module):
         chex.assert_equal_shape_prefix([video, context, context_mask], 1)
         _, frames, height, width, _ = video.shape
         video = video + frame_sharding.map_frames(
-            lambda block, attention, bias: attend_over_time(attention, bias, block, frame_sharding),
+            lambda block, attention, bias: attend_over_time(attention, bias, block, frame_sharding,
+                                                            self.chunk),
             self.norm_self(video), self.self_attention, self.position_bias)
         # Cross-attention treats queries independently, so all (frame, pixel) queries of a video
         # share one sequence and the text is not repeated per pixel.
@@ -159,15 +167,22 @@ class TemporalAttentionBlock(nnx.Module):
 
 
 def attend_over_time(attention: MultiHeadAttention, position_bias: TemporalPositionBias, frames,
-                     frame_sharding: FrameSharding):
+                     frame_sharding: FrameSharding, chunk: int = 0):
     """Per-pixel self-attention of a block of frames (B, t, H, W, C) (inside `map_frames`): its
-    queries attend to every frame of the clip (gathered), with the bias rows of its own frames."""
+    queries attend to every frame of the clip (gathered), with the bias rows of its own frames.
+    chunk > 0 attends `chunk` pixel sequences at a time (`jax.lax.map`), bounding the memory of
+    the scores."""
     batch, block, height, width, _ = frames.shape
     clip = frame_sharding.all_frames(frames)
     bias = jax.lax.dynamic_slice_in_dim(position_bias(clip.shape[1]),
                                         frame_sharding.first_frame(block), block, axis=2)
     sequences = lambda video: einops.rearrange(video, "b t h w c -> (b h w) t c")
-    attended = attention(sequences(frames), sequences(clip), bias=bias)
+    queries, keys = sequences(frames), sequences(clip)
+    if 0 < chunk < queries.shape[0]:
+        one = lambda pair: attention(pair[0][None], pair[1][None], bias=bias)[0]
+        attended = jax.lax.map(one, (queries, keys), batch_size=chunk)
+    else:
+        attended = attention(queries, keys, bias=bias)
     return einops.rearrange(attended, "(b h w) t c -> b t h w c", b=batch, h=height, w=width)
 
 

@@ -9,7 +9,8 @@ from lumiere_jax import settings as S
 from lumiere_jax.diffusion.settings import DiffusionSettings
 from lumiere_jax.models.settings import ModelSettings, parse_model_config
 
-SECTIONS = ("model", "diffusion", "data", "optim", "mesh", "checkpoint", "log", "sample", "seed")
+SECTIONS = ("model", "diffusion", "data", "optim", "compute", "mesh", "checkpoint", "log", "sample",
+            "seed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,6 +20,7 @@ class RunSettings:
     diffusion: DiffusionSettings
     data: S.DataSettings
     optim: S.OptimSettings
+    compute: S.ComputeSettings
     mesh: S.MeshSettings
     checkpoint: S.CheckpointSettings
     log: S.LogSettings
@@ -35,6 +37,7 @@ def parse_run_config(config: ml_collections.ConfigDict) -> RunSettings:
         diffusion=section(DiffusionSettings, "diffusion"),
         data=section(S.DataSettings, "data"),
         optim=section(S.OptimSettings, "optim"),
+        compute=section(S.ComputeSettings, "compute"),
         mesh=section(S.MeshSettings, "mesh"),
         checkpoint=section(S.CheckpointSettings, "checkpoint"),
         log=section(S.LogSettings, "log"),

@@ -29,6 +29,7 @@ from lumiere_jax.checkpoints.exported import restore_params
 from lumiere_jax.checkpoints.pretrained import load_pretrained
 from lumiere_jax.data import pipeline, tfds_shapes
 from lumiere_jax.models.build import build_model
+from lumiere_jax.models.memory import set_memory_switches
 from lumiere_jax.models.protocol import DiffusionModel
 from lumiere_jax.names import TIME
 from lumiere_jax.nn.frame_sharding import FrameSharding
@@ -126,6 +127,13 @@ def check_data_fits_model(data: S.DataSettings, model: DiffusionModel, time_shar
         raise S.ConfigError("An image model trains on single frames: set config.data.mode='frames'.")
 
 
+def check_accumulation_fits_batch(steps: int, global_batch: int) -> None:
+    """Micro-batches must be whole: the global batch divides into `steps` equal parts."""
+    if global_batch % steps:
+        raise S.ConfigError(f"compute.grad_accum_steps={steps} does not divide the global batch "
+                            f"of {global_batch}: use a divisor of it.")
+
+
 def check_mesh_fits_data(data: S.DataSettings, mesh: Mesh) -> None:
     """Only clips have frames to split over the mesh's time axis."""
     if mesh.shape[TIME] > 1 and data.mode != "clips":
@@ -187,6 +195,8 @@ def setup(run: RunSettings, *, abstract: bool = False, initialize: bool = True, 
 
     def fresh_state():
         model = build_model(run.model, seed=run.seed)
+        set_memory_switches(model, remat=run.compute.remat,
+                            temporal_attention_chunk=run.compute.temporal_attention_chunk)
         check_data_fits_model(run.data, model, time_shards)
         if time_shards > 1:
             model.shard_frames(FrameSharding(mesh))
@@ -202,8 +212,10 @@ def setup(run: RunSettings, *, abstract: bool = False, initialize: bool = True, 
     global_batch = global_batch or run.data.batch_size * jax.process_count()
     batch_shardings = batching.train_batch_shardings(mesh, global_batch,
                                                      clips=run.data.mode == "clips")
-    step = jit_sharded_train_step(make_train_step(graphdef, run.diffusion, run.optim, optimizer),
-                                  mesh, shardings, batch_shardings)
+    check_accumulation_fits_batch(run.compute.grad_accum_steps, global_batch)
+    step = jit_sharded_train_step(
+        make_train_step(graphdef, run.diffusion, run.optim, optimizer, run.compute),
+        mesh, shardings, batch_shardings)
     make_iterator = None if abstract else (
         lambda: make_train_iterator(run.data, run.model.text_encoder.max_length, run.seed))
     return TrainSetup(run=run, mesh=mesh, graphdef=graphdef, state=state,

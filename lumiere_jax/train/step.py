@@ -8,9 +8,10 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from lumiere_jax import diffusion
+from lumiere_jax.diffusion.noise import gaussian_noise
 from lumiere_jax.diffusion.pixels import frames_to_model_range
 from lumiere_jax.diffusion.settings import DiffusionSettings
-from lumiere_jax.settings import OptimSettings
+from lumiere_jax.settings import ComputeSettings, OptimSettings
 from lumiere_jax.text import tokenizer
 from lumiere_jax.train.state import TrainState
 
@@ -38,37 +39,81 @@ def training_times(rng, batch_size: int, settings: DiffusionSettings):
     return t
 
 
+def draw_step_randomness(rng, batch, settings: DiffusionSettings) -> dict:
+    """Everything random in one step, drawn for the whole global batch up front (so splitting
+    the batch into micro-batches changes nothing): which prompts are dropped, t, and the noise."""
+    drop_rng, time_rng, noise_rng = jax.random.split(rng, 3)
+    batch_size = batch["tokens"].shape[0]
+    return {
+        "dropped": jax.random.bernoulli(drop_rng, settings.cond_drop_prob, (batch_size,)),
+        "t": training_times(time_rng, batch_size, settings),
+        "eps": gaussian_noise(jax.random.split(noise_rng)[1], batch["frames"].shape,
+                              settings.frame_noise_correlation),
+    }
+
+
+def micro_batches(tree, count: int):
+    """Splits every leaf's batch axis into `count` micro-batches (k, B / k, ...); micro-batch i
+    takes rows i, i + k, ..., so each device's rows spread evenly over them."""
+    def split(x):
+        rows = x.shape[0] // count
+        return jnp.swapaxes(x.reshape((rows, count) + x.shape[1:]), 0, 1)
+    return jax.tree.map(split, tree)
+
+
+def cast_floats(tree, dtype):
+    """Floating-point leaves of `tree` cast to `dtype` (the rest unchanged)."""
+    return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x,
+                        tree)
+
+
 def make_train_step(graphdef: nnx.GraphDef, diffusion_settings: DiffusionSettings,
-                    optim: OptimSettings, optimizer: optax.GradientTransformation):
+                    optim: OptimSettings, optimizer: optax.GradientTransformation,
+                    compute: ComputeSettings = ComputeSettings()):
     """Returns train_step(state, batch) -> (state, metrics), pure and jit-able.
 
     batch: `frames` uint8 (B, ..., H, W, 3) and `tokens` int32 (B, L). The model is called as
-    model.denoise(x_t, t, model.encode_text(tokens)).
+    model.denoise(x_t, t, model.encode_text(tokens)), in `compute.dtype`, over
+    `compute.grad_accum_steps` micro-batches whose gradients are averaged.
     """
+    dtype = jnp.dtype(compute.dtype)
+    accumulate = compute.grad_accum_steps
 
-    def loss_fn(params, frozen, batch, rng):
+    def loss_fn(params, frozen, batch):
+        if dtype != jnp.float32:
+            params, frozen = cast_floats(params, dtype), cast_floats(frozen, dtype)
         model = nnx.merge(graphdef, params, frozen)
-        drop_rng, time_rng, noise_rng = jax.random.split(rng, 3)
-        tokens = diffusion.drop_condition(drop_rng, batch["tokens"],
-                                          null_tokens(batch["tokens"].shape[1]),
-                                          diffusion_settings.cond_drop_prob)
+        tokens = diffusion.replace_condition(batch["dropped"], batch["tokens"],
+                                             null_tokens(batch["tokens"].shape[1]))
         cond = model.encode_text(tokens)
         x0 = frames_to_model_range(batch["frames"])
-        cond = model.condition_on(cond, x0)  # e.g. super-resolution: the low-res clip
+        cond = model.condition_on(cond, x0.astype(dtype))  # e.g. super-resolution: the low-res clip
         schedule = diffusion_settings.noise_schedule()
-        t = training_times(time_rng, x0.shape[0], diffusion_settings)
-        losses, _ = diffusion.diffusion_loss(
-            lambda x_t, t: model.denoise(x_t, t, cond), x0, noise_rng, schedule,
-            diffusion_settings.prediction, t=t,
-            frame_correlation=diffusion_settings.frame_noise_correlation)
-        weights = diffusion.loss_weight(schedule.log_snr(t), diffusion_settings.prediction,
+        denoise = lambda x_t, t: model.denoise(x_t.astype(dtype), t, cond).astype(jnp.float32)
+        losses, _ = diffusion.diffusion_loss(denoise, x0, None, schedule,
+                                             diffusion_settings.prediction, t=batch["t"],
+                                             eps=batch["eps"])
+        weights = diffusion.loss_weight(schedule.log_snr(batch["t"]), diffusion_settings.prediction,
                                         diffusion_settings.loss_weighting,
                                         diffusion_settings.min_snr_gamma)
         return jnp.mean(weights * losses)
 
+    def loss_and_grads(params, frozen, batch):
+        if accumulate == 1:
+            return jax.value_and_grad(loss_fn)(params, frozen, batch)
+
+        def add(total, micro_batch):
+            loss, grads = jax.value_and_grad(loss_fn)(params, frozen, micro_batch)
+            return jax.tree.map(jnp.add, total, (loss, grads)), None
+
+        zeros = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, params))
+        total, _ = jax.lax.scan(add, zeros, micro_batches(batch, accumulate))
+        return jax.tree.map(lambda x: x / accumulate, total)
+
     def train_step(state: TrainState, batch):
         rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
-        loss, grads = jax.value_and_grad(loss_fn)(state.params, state.frozen, batch, rng)
+        batch = dict(batch, **draw_step_randomness(rng, batch, diffusion_settings))
+        loss, grads = loss_and_grads(state.params, state.frozen, batch)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         decay = ema_decay_at(state.step, optim.ema_decay)
