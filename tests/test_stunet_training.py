@@ -107,12 +107,17 @@ def test_base_config_inflates_the_backbone_it_is_given(backbone):
 def test_sharded_initialisation_creates_only_shards_and_restores_the_backbone_into_them(
         config, backbone):
     """The fresh state is made under jit with its planned shardings and the backbone restored into
-    them: nothing is copied back to the host, each device holds 1/fsdp of an fsdp-sharded weight,
-    and the backbone's values are the export's."""
-    config.mesh.update(data=2, fsdp=4, time=1)
+    them: nothing is copied back to the host, no new live array is a whole copy of an
+    fsdp-sharded weight, each device holds about 1/fsdp of the state, and the backbone's values
+    are the export's."""
+    fsdp = 4
+    config.mesh.update(data=2, fsdp=fsdp, time=1)
     config.data.batch_size = 2
+    before = jax.live_arrays()  # held, so no new array can reuse an old one's id
     with jax.transfer_guard_device_to_host("disallow_explicit"):
         trainer = setup(parse_run_config(config))
+    known = {id(x) for x in before}
+    created = [x for x in jax.live_arrays() if id(x) not in known]
     state = trainer.state
     planned = jax.tree.leaves(trainer.state_shardings)
     leaves = jax.tree.leaves(state)
@@ -124,7 +129,14 @@ def test_sharded_initialisation_creates_only_shards_and_restores_the_backbone_in
              if "fsdp" in x.sharding.spec]
     assert split, "no backbone weight is fsdp-sharded"
     for weight in split:
-        assert all(s.data.size * 4 == weight.size for s in weight.addressable_shards)
+        assert all(s.data.size * fsdp == weight.size for s in weight.addressable_shards)
+    sharded_shapes = {weight.shape for weight in split}
+    whole_copies = [x.shape for x in created if x.shape in sharded_shapes
+                    and any(s.data.size == x.size for s in x.addressable_shards)]
+    assert not whole_copies, whole_copies
+    device = jax.devices()[0]
+    held = sum(s.data.nbytes for x in leaves for s in x.addressable_shards if s.device == device)
+    assert held <= 1.25 * sum(x.nbytes for x in leaves) / fsdp, held
     backbone_model, _ = load_exported(backbone)
     chex.assert_trees_all_equal(nnx.state(model.spatial, nnx.Param),
                                 nnx.state(backbone_model, nnx.Param))
