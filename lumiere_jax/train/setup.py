@@ -154,14 +154,16 @@ def initialize_state(fresh_state: Callable[[], TrainState], graphdef: nnx.GraphD
     """The fresh train state created sharded on the mesh, with the pretrained parts restored.
 
     `fresh_state` (random initialisation) runs under `jax.jit` with `out_shardings`, so no
-    device or host ever holds more than its shards (eagerly where the mesh is one device). The
+    device or host ever holds more than its shards (eagerly where every device holds it whole). The
     backbone / text encoder the model settings name, then `checkpoint.init_from`, are restored
     into targets with the same shardings; the EMA starts as a copy of the resulting parameters.
     """
-    single_device = all(len(s.device_set) == 1 for s in jax.tree.leaves(shardings))
-    # On one device the eager build already lands where it belongs (and skips a long compile);
-    # on a mesh the build runs under jit, so each device computes only its own shards.
-    state = (jax.device_put(fresh_state(), shardings) if single_device else
+    replicated = jax.process_count() == 1 and all(
+        s.is_fully_replicated for s in jax.tree.leaves(shardings))
+    # Where every device holds the whole state anyway (one device, or data parallelism only),
+    # the eager build is copied device to device (and skips a long compile); otherwise the
+    # build runs under jit, so each device computes only its own shards.
+    state = (jax.device_put(fresh_state(), shardings) if replicated else
              jax.jit(fresh_state, out_shardings=shardings)())
     settings, init_from = run.model, run.checkpoint.init_from
     if not (settings.backbone or settings.text_checkpoint or init_from):
