@@ -225,21 +225,44 @@ def test_train_step_and_temporal_grads_match_unsharded(model, train_batch, unsha
     assert_train_states_close(new_state, expected_state, [LEARNING_RATE])
 
 
-def test_odd_or_missing_frames_per_shard_are_refused(model):
+def test_clips_that_do_not_split_into_whole_blocks_are_refused(model):
     with pytest.raises(ValueError) as error:
-        model.check_frame_count(8, shards=8)
-    message = str(error.value)
-    for part in ("8-frame clip", "time axis of 8 shards", "U-Net level 0", "1 frames per shard",
-                 "odd", "16, 32, 48"):
-        assert part in message, message
-    with pytest.raises(ValueError, match="level 0 would hold 6 / 4 = 1.5 frames per shard"):
         model.check_frame_count(6, shards=4)
-    model.check_frame_count(16, shards=8)  # 2 frames per shard at level 0, 1 at level 1
+    message = str(error.value)
+    for part in ("6-frame clip", "time axis of 4 shards", "U-Net level 0",
+                 "6 / 4 = 1.5 frames per shard", "not a whole number", "4, 8, 12"):
+        assert part in message, message
+    model.check_frame_count(8, shards=8)  # 1 frame per shard: its halving runs gathered
     sharded = time_sharded_copy(model, mesh_of((1, 1, 8)))
-    video = jnp.zeros((1, 8, UNET.resolution, UNET.resolution, 3))
+    video = jnp.zeros((1, 12, UNET.resolution, UNET.resolution, 3))
     cond = {"context": jnp.zeros((1, 2, TEXT.width)), "mask": jnp.ones((1, 2), bool)}
-    with pytest.raises(ValueError, match="U-Net level 0 would hold 8 / 8 = 1 frames"):
+    with pytest.raises(ValueError, match="U-Net level 0 would hold 12 / 8 = 1.5 frames"):
         jax.eval_shape(lambda v: sharded.denoise(v, jnp.zeros((1,)), cond), video)
+
+
+def test_levels_whose_frames_do_not_split_run_gathered(model):
+    """16 frames over 8 shards: 2 a shard at level 0 (halved locally), 8 at level 1 (1 a shard);
+    8 frames: 1 a shard at level 0, whose halving (and the 4-frame level 1) runs gathered."""
+    layouts = lambda frames, mesh: time_sharded_copy(model, mesh_of(mesh)).gathered_sites(frames)
+    assert layouts(16, (1, 1, 8)) == ()
+    assert layouts(8, (1, 1, 8)) == ("down.0.downsample", "down.1.0", "middle.0", "middle.1",
+                                     "up.1.0", "up.1.1", "up.1.upsample")
+    assert layouts(12, (2, 1, 4)) == layouts(8, (1, 1, 8))  # 3 a shard: odd, then 6 / 4
+    assert time_sharded_copy(model, mesh_of((8, 1, 1))).gathered_sites(8) == ()
+
+
+@pytest.mark.parametrize("mesh_shape,frames", [((1, 1, 8), 8), ((2, 1, 4), 12)],
+                         ids=["8frames_1x1x8", "12frames_2x1x4"])
+def test_mixed_sharded_and_gathered_levels_match_unsharded(model, inputs, mesh_shape, frames):
+    """Level 0 split over time, the coarser level gathered, level 0 split again on the way up."""
+    video, t, cond = inputs
+    clip_inputs = (video[:, :frames], t, cond)
+    expected = jax.device_get(compiled_forward(model, *clip_inputs)[0])
+    mesh = mesh_of(mesh_shape)
+    sharded_model, sharded_inputs = put_on_mesh(time_sharded_copy(model, mesh), clip_inputs, mesh)
+    out, program = compiled_forward(sharded_model, *sharded_inputs)
+    assert "collective-permute" in program  # level 0's halos still move between shards
+    assert_trees_close(out, expected)
 
 
 def test_time_sharding_of_an_image_model_is_refused():

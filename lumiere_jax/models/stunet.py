@@ -12,12 +12,14 @@ Placement, for a U-Net with levels 0..L-1 (L-1 is the coarsest):
 Every skip saved on the way down therefore meets the same number of frames on the way up.
 
 `shard_frames(FrameSharding(mesh))` splits clips over the mesh axis 'time' (context parallelism):
-the temporal layers then exchange halos or gather frames (see `nn.frame_sharding`), and every
-level must hold an even number of frames per device wherever time is halved.
+the temporal layers then exchange halos or gather frames (see `nn.frame_sharding`). The clip
+must split into whole blocks of frames; a coarser level whose frames do not split (or that would
+halve an odd block) runs gathered: every time shard holds all of its frames (`gathered_sites`).
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import chex
 import einops
@@ -108,44 +110,35 @@ def check_frame_count(config: STUNetConfig, frames: int) -> None:
             f"of {stride}: {examples}, ...")
 
 
-def frames_by_level(config: STUNetConfig, num_levels: int, frames: int) -> tuple[int, ...]:
-    """Frames of the hidden state at each U-Net level (levels in temporal_down_levels halve it)."""
-    counts = [frames]
-    for level in range(num_levels - 1):
-        counts.append(counts[-1] // 2 if level in config.temporal_down_levels else counts[-1])
-    return tuple(counts)
-
-
-def shard_problem(config: STUNetConfig, num_levels: int, frames: int, shards: int) -> str | None:
+def shard_problem(config: STUNetConfig, frames: int, shards: int) -> str | None:
     """Why `frames` frames (a length the temporal strides divide) cannot be split over `shards`
-    time shards; None if they can."""
+    time shards; None if they can. Only the clip itself must split: a coarser level whose frames
+    do not runs gathered (`STUNet.gathered_sites`)."""
+    per_shard = frames / shards
+    if frames % shards:
+        return (f"U-Net level 0 would hold {frames} / {shards} = {per_shard:g} frames per shard: "
+                "not a whole number of frames")
     halo = config.temporal_conv_kernel // 2
-    for level, count in enumerate(frames_by_level(config, num_levels, frames)):
-        per_shard = count / shards
-        where = f"U-Net level {level} would hold {count} / {shards} = {per_shard:g} frames per shard"
-        if count % shards or per_shard < 1:
-            return f"{where}: not a whole number of frames (>= 1)"
-        if level in config.temporal_down_levels and per_shard % 2:
-            return f"{where}: an odd count, which its temporal downsampling cannot halve locally"
-        if level < num_levels - 1 and per_shard < halo:
-            return (f"{where}: fewer than the {halo} halo frame(s) its temporal convs "
-                    f"(kernel {config.temporal_conv_kernel}) exchange with a neighbour")
+    if per_shard < max(halo, 1):
+        return (f"U-Net level 0 would hold {frames} / {shards} = {per_shard:g} frames per shard: "
+                f"fewer than the {max(halo, 1)} frame(s) its temporal convs (kernel "
+                f"{config.temporal_conv_kernel}) need")
     return None
 
 
-def allowed_sharded_frame_counts(config: STUNetConfig, num_levels: int, shards: int,
+def allowed_sharded_frame_counts(config: STUNetConfig, shards: int,
                                  count: int = 3) -> tuple[int, ...]:
     """The `count` shortest clip lengths that split over `shards` time shards."""
-    step = shards * frame_stride(config)
+    step = math.lcm(shards, frame_stride(config))
     lengths = (step * k for k in range(1, 64 * count))
-    return tuple(n for n in lengths if shard_problem(config, num_levels, n, shards) is None)[:count]
+    return tuple(n for n in lengths if shard_problem(config, n, shards) is None)[:count]
 
 
-def check_frames_per_shard(config: STUNetConfig, num_levels: int, frames: int, shards: int) -> None:
-    """Refuses a clip that some level cannot split evenly over the time shards."""
-    problem = shard_problem(config, num_levels, frames, shards) if shards > 1 else None
+def check_frames_per_shard(config: STUNetConfig, frames: int, shards: int) -> None:
+    """Refuses a clip that cannot be split over the time shards."""
+    problem = shard_problem(config, frames, shards) if shards > 1 else None
     if problem:
-        examples = ", ".join(str(n) for n in allowed_sharded_frame_counts(config, num_levels, shards))
+        examples = ", ".join(str(n) for n in allowed_sharded_frame_counts(config, shards))
         raise ValueError(
             f"A {frames}-frame clip cannot be split over the mesh's time axis of {shards} "
             f"shards: {problem}. Clip lengths that fit this mesh: {examples}, ... (or lower "
@@ -272,17 +265,34 @@ class STUNet(nnx.Module):
         own frame sharding) cannot divide."""
         check_frame_count(self.config, frames)
         shards = self.frame_sharding.shards if shards is None else shards
-        check_frames_per_shard(self.config, self.num_levels, frames, shards)
+        check_frames_per_shard(self.config, frames, shards)
 
     def frame_counts_by_site(self, frames: int) -> dict[str, int]:
         """Frames of the hidden state at every walk site, for a clip of `frames` frames."""
         self.check_frame_count(frames)
         return count_frames_by_site(self.config, self.sites, self.num_levels, frames)
 
+    def site_frame_sharding(self, site: str, frames: int) -> FrameSharding:
+        """Layout of the temporal layers at `site` for a hidden state of `frames` frames: the
+        model's frame sharding, or its gathered form where those frames do not split."""
+        key = site_key(site)
+        mixes = key in self.temporal_convs or key in self.temporal_downsamples or \
+            key in self.temporal_upsamples
+        return self.frame_sharding.for_frames(
+            frames, halo=self.config.temporal_conv_kernel // 2 if mixes else 0,
+            halving=key in self.temporal_downsamples)
+
+    def gathered_sites(self, frames: int) -> tuple[str, ...]:
+        """The walk sites whose temporal layers run gathered (every frame on each time shard)
+        for a clip of `frames` frames under this model's frame sharding."""
+        counts = self.frame_counts_by_site(frames)
+        return tuple(site for site in self.sites
+                     if self.site_frame_sharding(site, counts[site]).gathered)
+
     def temporal_layers(self, site: str, video, emb, context, context_mask):
         """Applies the temporal layer(s) placed at `site` (if any) to video (B, T', H, W, C)."""
         key = site_key(site)
-        frame_sharding = self.frame_sharding
+        frame_sharding = self.site_frame_sharding(site, video.shape[1])
         if key in self.temporal_convs:
             return self.temporal_convs[key](video, emb, frame_sharding)
         if key in self.temporal_attention:
@@ -317,8 +327,8 @@ class STUNet(nnx.Module):
 
         def hook(site, h):
             video = einops.rearrange(h, "(b t) h w c -> b t h w c", b=batch, t=frames_at[site])
-            video = self.temporal_layers(site, self.frame_sharding.constrain(video), temporal_emb,
-                                         context, mask)
+            layout = self.site_frame_sharding(site, frames_at[site])
+            video = self.temporal_layers(site, layout.constrain(video), temporal_emb, context, mask)
             return einops.rearrange(video, "b t h w c -> (b t) h w c")
 
         out = self.spatial.unet(einops.rearrange(x_t, "b t h w c -> (b t) h w c"), t, context,

@@ -190,7 +190,9 @@ class UNet2D(nnx.Module):
 
         remat = lambda fn, policy: jax.checkpoint(fn) if self.remat == policy else fn
 
-        def run_site(level: Level, i: int, site: str, h):
+        def run_site(level: Level, i: int, site: str, h, skip=None):
+            if skip is not None:  # concatenated inside, so remat keeps only h (skip is kept anyway)
+                h = jnp.concatenate([h, skip], axis=-1)
             rows = h.shape[0]
             h = level.res[i](h, per_row(emb, rows))
             if len(level.attention):
@@ -201,10 +203,9 @@ class UNet2D(nnx.Module):
             """-> (h, every block's output); `skips` are concatenated in, last first."""
             skips, outputs = list(skips), []
             for i in range(len(level.res)):
-                if skips:
-                    h = jnp.concatenate([h, skips.pop()], axis=-1)
+                skip = skips.pop() if skips else None
                 site = f"{side}.{index}.{i}" if side != "middle" else f"middle.{i}"
-                h = remat(functools.partial(run_site, level, i, site), "block")(h)
+                h = remat(functools.partial(run_site, level, i, site), "block")(h, skip)
                 outputs.append(h)
             return h, outputs
 

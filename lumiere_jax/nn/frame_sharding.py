@@ -8,6 +8,11 @@ fetches the neighbouring frames a conv needs (`jax.lax.ppermute`; zeros at the c
 'SAME' padding), `all_frames` gathers the short time axis for attention, and `first_frame` says
 where this block starts in the clip. Everything else (per-frame spatial layers, norms, the
 scale-shift) stays outside and is partitioned by the compiler.
+
+The coarse levels of a long clip can hold too few frames to split (an 80-frame clip over 4
+shards has 20 / 4 = 5 frames a shard at the third level, which a local halving cannot halve):
+`for_frames` gives those levels the gathered layout, in which every time shard holds the whole
+(short) clip, and the compiler moves the frames between the two layouts.
 """
 from __future__ import annotations
 
@@ -31,25 +36,50 @@ def batch_axes(mesh: Mesh, batch: int) -> tuple[str, ...] | None:
 
 @dataclasses.dataclass(frozen=True)
 class FrameSharding:
-    """The mesh that splits frames over its 'time' axis (and batches over data x fsdp), or None."""
+    """The mesh that splits frames over its 'time' axis (and batches over data x fsdp), or None.
+
+    `gathered=True` is the same mesh with every frame of a clip on each of its time shards: the
+    layout of U-Net levels whose frame count does not split over the shards (`for_frames`).
+    """
     mesh: Mesh | None = None
+    gathered: bool = False
+
+    @property
+    def mesh_shards(self) -> int:
+        """Size of the mesh's time axis (1 without a mesh)."""
+        return 1 if self.mesh is None else self.mesh.shape[TIME]
 
     @property
     def shards(self) -> int:
         """Blocks of frames a clip is split into."""
-        return 1 if self.mesh is None else self.mesh.shape[TIME]
+        return 1 if self.gathered else self.mesh_shards
 
     @property
     def sharded(self) -> bool:
         return self.shards > 1
 
+    def splits(self, frames: int, *, halo: int = 0, halving: bool = False) -> bool:
+        """Whether `frames` frames split over the mesh's time shards for a layer that exchanges
+        `halo` frames with each neighbour and, if `halving`, keeps every other frame locally."""
+        per_shard, remainder = divmod(frames, self.mesh_shards)
+        return (remainder == 0 and per_shard >= max(halo, 1)
+                and not (halving and per_shard % 2))
+
+    def for_frames(self, frames: int, *, halo: int = 0, halving: bool = False) -> "FrameSharding":
+        """This layout if `frames` frames split over its time shards (`splits`), else the
+        gathered one (a short, coarse level runs whole on every time shard)."""
+        if self.mesh_shards == 1 or self.splits(frames, halo=halo, halving=halving):
+            return self
+        return dataclasses.replace(self, gathered=True)
+
     def video_spec(self, batch: int) -> P:
-        """Batch over data x fsdp (when they divide it), frames over time."""
-        return P(None if self.mesh is None else batch_axes(self.mesh, batch), TIME)
+        """Batch over data x fsdp (when they divide it), frames over time (unless gathered)."""
+        return P(None if self.mesh is None else batch_axes(self.mesh, batch),
+                 None if self.gathered else TIME)
 
     def constrain(self, video):
-        """Keeps a video (B, T, ...) in the frame-sharded layout (a no-op when unsharded)."""
-        if not self.sharded:
+        """Keeps a video (B, T, ...) in this layout (a no-op without a time-sharded mesh)."""
+        if self.mesh_shards == 1:
             return video
         return jax.lax.with_sharding_constraint(
             video, NamedSharding(self.mesh, self.video_spec(video.shape[0])))
