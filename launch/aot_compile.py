@@ -32,7 +32,7 @@ from ml_collections import config_flags
 
 from lumiere_jax.names import DATA, FSDP, MESH_AXES
 from lumiere_jax.parallel.mesh import mesh_shape
-from lumiere_jax.settings import ConfigError
+from lumiere_jax.settings import ComputeSettings, ConfigError
 from lumiere_jax.train.settings import RunSettings, parse_run_config
 from lumiere_jax.train.setup import TrainSetup, setup
 
@@ -81,10 +81,12 @@ def plan_setup(run: RunSettings, devices, global_batch: int) -> TrainSetup:
 
 
 def unpartitioned_flops(run: RunSettings, global_batch: int) -> float:
-    """FLOPs of one step of the whole batch on one device (HLO cost analysis before partitioning,
-    on the CPU): the useful work, which sharding can only add to."""
+    """FLOPs of one step of the whole batch on one device, without rematerialisation (HLO cost
+    analysis before partitioning, on the CPU): the model's useful work, which sharding and
+    recomputation can only add to."""
     one_device = dataclasses.replace(run.mesh, data=1, fsdp=1, time=1)
-    single = plan_setup(dataclasses.replace(run, mesh=one_device),
+    no_remat = dataclasses.replace(run.compute, remat="none")
+    single = plan_setup(dataclasses.replace(run, mesh=one_device, compute=no_remat),
                         jax.local_devices(backend="cpu")[:1], global_batch)
     return float(single.lower().cost_analysis()["flops"])
 
@@ -134,6 +136,8 @@ def plan(config: ml_collections.ConfigDict, topology: str, mesh_sizes: dict[str,
         "params": count(state.params) + count(state.frozen),
         "trainable_params": count(state.params),
         "hbm_gib": chip.hbm_gib,
+        "model_kind": run.model.kind,
+        "compute": dataclasses.asdict(run.compute),
         "model_tflops_per_step": model_flops / 1e12,
     }
     try:
@@ -160,10 +164,18 @@ def plan(config: ml_collections.ConfigDict, topology: str, mesh_sizes: dict[str,
         alias_gib=memory.alias_size_in_bytes / GIB, peak_gib=peak / GIB,
         fits=peak / GIB <= chip.hbm_gib, chip_tflops_per_step=chip_flops / 1e12,
         step_s_at_peak=chip_flops / (chip.peak_tflops * 1e12),
-        # Useful (unpartitioned) work over the work each chip is compiled to do: the MFU of a
-        # step that runs every chip at peak. Redundant compute (e.g. replicated layers) lowers it.
+        # Useful work (unpartitioned, no remat) over the work each chip is compiled to do: the
+        # MFU of a step that runs every chip at peak. Recomputation (remat) and work the sharding
+        # repeats (e.g. gathered levels) lower it.
         mfu_at_peak=model_flops / (num_chips * chip_flops),
         compile_s=time.perf_counter() - started)
+
+
+def switches(compute: dict) -> str:
+    """The memory switches of a plan, as config overrides ('none' when all are off)."""
+    defaults = dataclasses.asdict(ComputeSettings())
+    changed = [f"{key}={value}" for key, value in compute.items() if value != defaults[key]]
+    return " ".join(changed) or "none"
 
 
 def format_plan(result: dict) -> str:
@@ -171,7 +183,8 @@ def format_plan(result: dict) -> str:
     lines = [
         f"{result['topology']} ({result['chips']} chips), mesh {mesh}, global batch "
         f"{result['global_batch']} x {result['frames']} frames at {result['resolution']} px",
-        f"  parameters {result['params']:,} ({result['trainable_params']:,} trainable)",
+        f"  parameters {result['params']:,} ({result['trainable_params']:,} trainable); "
+        f"switches: {switches(result['compute'])}",
         f"  per-chip memory: {result['peak_gib']:.2f} GiB of {result['hbm_gib']} GiB HBM "
         f"({'fits' if result['fits'] else 'does NOT fit'}): arguments {result['argument_gib']:.2f}, "
         f"temporaries {result['temp_gib']:.2f}",

@@ -7,9 +7,11 @@ import json
 import os
 import sys
 
+from launch.aot_compile import switches
 from lumiere_jax.names import TIME
 
-COLUMNS = ("plan", "topology", "mesh (data, fsdp, time)", "clip / chip", "per-chip GiB",
+COLUMNS = ("plan", "topology", "mesh (data, fsdp, time)", "global batch", "switches",
+           "clips x frames / chip", "per-chip GiB",
            "of which args", "of which temps", "fits HBM", "TFLOP / chip / step",
            "step s at peak", "MFU at peak")
 
@@ -19,7 +21,9 @@ def row(name: str, result: dict) -> list[str]:
     time_shards = mesh[TIME]
     return [
         name, f"{result['topology']} ({result['chips']} chips)",
-        f"({mesh['data']}, {mesh['fsdp']}, {time_shards})",
+        f"({mesh['data']}, {mesh['fsdp']}, {time_shards})", str(result["global_batch"]),
+        switches(result.get("compute", {})),
+        f"{result['global_batch'] // (mesh['data'] * mesh['fsdp'])} x "
         f"{result['frames'] // time_shards} of {result['frames']} frames",
         f"{result['peak_gib']:.1f}", f"{result['argument_gib']:.1f}", f"{result['temp_gib']:.1f}",
         f"{'yes' if result['fits'] else 'no'} ({result['hbm_gib']} GiB)",
