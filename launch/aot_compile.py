@@ -95,6 +95,7 @@ def unpartitioned_flops(run: RunSettings, global_batch: int) -> float:
 # (172.38G) exceeds available HBM (95.73G)".
 _HBM_OOM = re.compile(r"HLO temporaries \(([\d.]+)([KMGT])\) exceeds available HBM")
 _UNITS = {"K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30, "T": 2 ** 40}
+_REPORT_CHARS = 20_000  # of the compiler's report (it lists the largest allocations)
 
 
 def sharded_bytes(state, shardings) -> int:
@@ -151,7 +152,8 @@ def plan(config: ml_collections.ConfigDict, topology: str, mesh_sizes: dict[str,
         temporaries = float(needed[1]) * _UNITS[needed[2]]
         return dict(result, compiled=False, argument_gib=arguments / GIB,
                     temp_gib=temporaries / GIB, peak_gib=(arguments + temporaries) / GIB,
-                    fits=False, compile_s=time.perf_counter() - started)
+                    fits=False, compile_s=time.perf_counter() - started,
+                    compiler_report=str(error)[:_REPORT_CHARS])
 
     memory = compiled.memory_analysis()
     chip_flops = compiled.cost_analysis()["flops"]
