@@ -10,6 +10,9 @@ FSDP = "fsdp"    # batch rows, and weights split along their largest divisible d
 TIME = "time"    # frames of a clip (context parallelism)
 MESH_AXES = (DATA, FSDP, TIME)
 BATCH_AXES = (DATA, FSDP)  # the axes a batch's rows split over
+# The axes weights and optimizer state split over (ZeRO-3): fsdp, and time, whose shards all
+# hold the same weights (they differ only in the frames they see).
+WEIGHT_SHARD_AXES = (FSDP, TIME)
 
 # Logical weight axes.
 EMBED = "embed"              # model width: inputs and outputs of dense layers, text width

@@ -17,7 +17,8 @@ from lumiere_jax.nn.sharding import logical_axes
 from lumiere_jax.nn.temporal import TemporalParam, conv_over_time, temporal_conv
 from lumiere_jax.parallel.batch import train_batch_shardings
 from lumiere_jax.parallel.mesh import make_mesh
-from lumiere_jax.parallel.partition import shard_train_state, state_shardings, weight_spec
+from lumiere_jax.parallel.partition import (shard_train_state, split_axes, state_shardings,
+                                           weight_spec)
 from lumiere_jax.settings import ConfigError, MeshSettings, OptimSettings
 from lumiere_jax.train.settings import parse_run_config
 from lumiere_jax.train.setup import setup
@@ -114,12 +115,19 @@ def test_mesh_from_config():
 def test_rules_then_fsdp_on_the_largest_divisible_dimension():
     mesh = mesh_of((2, 2, 2))
     names = ("conv_window", "conv_window", "conv_in", "conv_out")
-    assert weight_spec((3, 3, 16, 32), names, NO_RULES, mesh) == P(None, None, None, "fsdp")
+    both = ("fsdp", "time")  # a clip's time shards hold the same weights: split over both
+    assert weight_spec((3, 3, 16, 32), names, NO_RULES, mesh) == P(None, None, None, both)
     assert weight_spec((3, 3, 16, 32), names, {"conv_out": "data"}, mesh) == \
-        P(None, None, "fsdp", "data")
+        P(None, None, both, "data")
     assert weight_spec((3, 3, 16, 32), names, {"conv_in": "fsdp"}, mesh) == \
-        P(None, None, "fsdp", None)
+        P(None, None, "fsdp", "time")
+    assert weight_spec((3, 3, 16, 6), names, NO_RULES, mesh) == P(None, None, both, None)
+    assert weight_spec((3, 3, 5, 6), names, NO_RULES, mesh) == P(None, None, None, "fsdp")
     assert weight_spec((3, 3, 5, 7), names, NO_RULES, mesh) == P(None, None, None, None)
+    assert weight_spec((3, 3, 16, 32), names, NO_RULES, mesh_of((2, 4, 1))) == \
+        P(None, None, None, "fsdp")
+    assert weight_spec((3, 3, 16, 32), names, NO_RULES, mesh_of((1, 1, 8))) == \
+        P(None, None, None, "time")
     assert weight_spec((), None, NO_RULES, mesh) == P()
     assert weight_spec((16,), ("norm",), NO_RULES, mesh_of((8, 1, 1))) == P(None)
 
@@ -139,10 +147,10 @@ def test_train_state_and_optimizer_state_are_fsdp_sharded(model):
     kernel = lambda tree: tree["temporal_convs"]["down_0_0"]["conv"]["kernel"].get_value()
     adam = adam_moments(sharded)
     for array in (kernel(sharded.params), kernel(adam.mu), kernel(adam.nu)):
-        assert array.sharding.spec == P(None, None, "fsdp")  # (taps 3, in 8, out 8)
+        assert array.sharding.spec == P(None, None, ("fsdp", "time"))  # (taps 3, in 8, out 8)
     assert sharded.step.sharding.spec == P()
     specs = jax.tree.leaves(state_shardings(state, mesh, NO_RULES))
-    assert sum("fsdp" in sharding.spec for sharding in specs) > len(specs) // 2
+    assert sum("fsdp" in split_axes(sharding.spec) for sharding in specs) > len(specs) // 2
 
 
 @pytest.mark.parametrize("mesh_shape,kernel", [((2, 1, 4), 3), ((1, 1, 8), 3), ((1, 2, 4), 5)])

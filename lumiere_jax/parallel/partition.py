@@ -2,14 +2,17 @@
 
 A weight's PartitionSpec comes from its logical names (`nn.sharding`) looked up in the rules
 (a mesh axis is used once per weight: the first dimension that asks for it gets it; one that
-does not divide its dimension is dropped). Then, when the mesh has fsdp > 1 and the rules did
-not already use 'fsdp', the weight's largest free dimension that 'fsdp' divides is split over it
-(the last of equals; the weight stays replicated when none divides). Optimizer moments mirror
+does not divide its dimension is dropped). Then the weight's largest free dimension is split
+over the weight-sharding axes (`names.WEIGHT_SHARD_AXES`: fsdp and time, those of size > 1 that
+the rules did not use) together, or over fsdp alone when no dimension divides by both (the last
+of equals; the weight stays replicated when none divides). Splitting over time too means a
+clip's time shards, which hold the same weights, each keep only their part. Optimizer moments mirror
 their parameters (they carry the same Variable metadata), so they get the same specs; scalars
 are replicated.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 import jax
@@ -17,7 +20,7 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from lumiere_jax.names import FSDP
+from lumiere_jax.names import WEIGHT_SHARD_AXES
 from lumiere_jax.nn.sharding import logical_axes
 
 
@@ -32,12 +35,21 @@ def weight_spec(shape: tuple[int, ...], names: tuple[str | None, ...] | None,
         axis = rules.get(name) if name is not None else None
         usable = axis is not None and axis not in spec and size % mesh.shape[axis] == 0
         spec.append(axis if usable else None)
-    fsdp = mesh.shape.get(FSDP, 1)
-    if fsdp > 1 and FSDP not in spec:
-        free = [d for d, (axis, size) in enumerate(zip(spec, shape)) if axis is None and size % fsdp == 0]
-        if free:
-            spec[max(reversed(free), key=lambda d: shape[d])] = FSDP  # ties: the last
+    group = tuple(axis for axis in WEIGHT_SHARD_AXES if mesh.shape.get(axis, 1) > 1 and axis not in spec)
+    for axes in (group, group[:1]):
+        split = math.prod(mesh.shape[axis] for axis in axes)
+        free = [d for d, (axis, size) in enumerate(zip(spec, shape))
+                if axis is None and size % split == 0]
+        if axes and free:
+            spec[max(reversed(free), key=lambda d: shape[d])] = axes if len(axes) > 1 else axes[0]
+            break  # ties: the last
     return P(*spec)
+
+
+def split_axes(spec: P) -> set[str]:
+    """The mesh axes a PartitionSpec splits over."""
+    return {axis for entry in spec if entry is not None
+            for axis in (entry if isinstance(entry, tuple) else (entry,))}
 
 
 def is_variable(x) -> bool:
