@@ -32,7 +32,8 @@ def get_config(arg=None):
         text_encoder=spatial.text_encoder.to_dict(),
         unet=spatial.unet.to_dict(),
         temporal=dict(temporal_down_levels=None, temporal_attention_layers=2,
-                      temporal_conv_kernel=3, num_heads=4, text_pool=True),
+                      temporal_conv_kernel=3, num_heads=4, text_pool=True,
+                      temporal_conv_spatial_kernel=1),
         backbone=backbone_dir if variant == "base" else "",
     )
     # Noise correlated across a clip's frames (diffusion.noise); 0 = independent per frame.

@@ -14,7 +14,7 @@ from lumiere_jax.models.text_encoder import TextEncoderConfig
 from lumiere_jax.models.unet2d import UNetConfig
 from lumiere_jax.nn.frame_sharding import UNSHARDED, FrameSharding
 from lumiere_jax.nn.sharding import logical_axes
-from lumiere_jax.nn.temporal import TemporalParam, conv_over_time, temporal_conv
+from lumiere_jax.nn.temporal import TemporalParam, conv_over_time, space_time_conv, temporal_conv
 from lumiere_jax.parallel.batch import train_batch_shardings
 from lumiere_jax.parallel.mesh import make_mesh
 from lumiere_jax.parallel.partition import (shard_train_state, split_axes, state_shardings,
@@ -153,10 +153,13 @@ def test_train_state_and_optimizer_state_are_fsdp_sharded(model):
     assert sum("fsdp" in split_axes(sharding.spec) for sharding in specs) > len(specs) // 2
 
 
-@pytest.mark.parametrize("mesh_shape,kernel", [((2, 1, 4), 3), ((1, 1, 8), 3), ((1, 2, 4), 5)])
-def test_halo_exchanged_temporal_conv_equals_the_unsharded_conv_exactly(mesh_shape, kernel):
+@pytest.mark.parametrize("mesh_shape,kernel,spatial", [((2, 1, 4), 3, 1), ((1, 1, 8), 3, 1),
+                                                       ((1, 2, 4), 5, 1), ((2, 1, 4), 3, 3)])
+def test_halo_exchanged_temporal_conv_equals_the_unsharded_conv_exactly(mesh_shape, kernel,
+                                                                         spatial):
     mesh = mesh_of(mesh_shape)
-    conv = temporal_conv(8, kernel, nnx.Rngs(3))
+    conv = (temporal_conv(8, kernel, nnx.Rngs(3)) if spatial == 1 else
+            space_time_conv(8, kernel, spatial, nnx.Rngs(3)))
     video = jax.random.normal(jax.random.key(4), (2, 16, 3, 3, 8))
 
     def apply(frame_sharding, video):

@@ -15,7 +15,9 @@ from lumiere_jax.models.stunet import STUNet, STUNetConfig
 from lumiere_jax.models.t2i import TextToImage
 from lumiere_jax.models.text_encoder import TextEncoderConfig, TextParam
 from lumiere_jax.models.unet2d import UNet2D, UNetConfig
-from lumiere_jax.nn.temporal import TemporalDownsample, TemporalParam, TemporalUpsample
+from lumiere_jax.nn.frame_sharding import UNSHARDED
+from lumiere_jax.nn.temporal import (TemporalConvBlock, TemporalDownsample, TemporalParam,
+                                     TemporalUpsample, conv_over_time)
 from lumiere_jax.settings import ConfigError
 
 TEXT = TextEncoderConfig(width=32, num_layers=1, num_heads=2, max_length=16)
@@ -228,3 +230,29 @@ def test_temporal_text_pool_conditions_every_temporal_conv_block(stunet, cond):
     assert isinstance(trained.temporal_text.pool.query, TemporalParam)
     difference = jnp.abs(denoise(perturbed, video) - denoise(trained, video)).max()
     assert float(difference) > 1e-3
+
+
+def test_space_time_convs_carry_content_between_pixels_across_frames():
+    """A per-pixel temporal conv mixes frames of one pixel only; with a 3x3 spatial kernel a
+    change at (frame 0, pixel 5, 5) reaches the neighbouring pixels of frame 1, and nothing
+    farther than one frame and one pixel away."""
+    video = jax.random.normal(jax.random.key(0), (1, 4, 10, 10, 4))
+    bumped = video.at[0, 0, 5, 5].add(1.0)
+    moved = {}
+    for spatial in (1, 3):
+        block = TemporalConvBlock(4, 8, 3, spatial_kernel=spatial, rngs=nnx.Rngs(1))
+        assert block.conv.kernel.shape == ((3, 4, 4) if spatial == 1 else (3, 3, 3, 4, 4))
+        np.testing.assert_array_equal(block(video, jnp.ones((1, 8))), video)  # zero projection
+        conv = lambda x: conv_over_time(block.conv, x, UNSHARDED)
+        change = np.abs(np.asarray(conv(bumped) - conv(video))).max(-1)
+        moved[spatial] = change[0, 1] > 1e-6  # frame 1: which pixels felt the bump
+        assert not (change[0, 2:] > 1e-6).any()  # a 3-tap conv reaches one frame
+    assert moved[1].sum() == 1 and moved[1][5, 5]
+    assert moved[3][4:7, 4:7].all() and moved[3].sum() == 9
+
+
+def test_a_space_time_conv_stunet_is_the_identity_at_init(cond):
+    config = dataclasses.replace(TEMPORAL, temporal_conv_spatial_kernel=3)
+    check_identity_at_init_for_a_static_video(STUNet(TEXT, UNET, config, rngs=nnx.Rngs(0)), cond)
+    with pytest.raises(ValueError, match="temporal_conv_spatial_kernel must be odd"):
+        STUNetConfig(temporal_conv_spatial_kernel=2)

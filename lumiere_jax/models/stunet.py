@@ -46,12 +46,16 @@ class STUNetConfig:
     text_pool: the temporal conv blocks read the text through a trainable attention pool of the
       frozen token features of their own (added to the conditioning embedding through a
       zero-initialised projection); False: only the spatial U-Net's pooled text.
+    temporal_conv_spatial_kernel: 1 gives the paper's per-pixel 1D temporal convs; an odd k > 1
+      makes the temporal conv blocks' convs span k x k pixels too (3D), so they can carry an
+      object from pixel to pixel between frames (more weights: k^2 times the conv's).
     """
     temporal_down_levels: tuple[int, ...] | None = None
     temporal_attention_layers: int = 1
     temporal_conv_kernel: int = 3
     num_heads: int = 4
     text_pool: bool = False
+    temporal_conv_spatial_kernel: int = 1
 
     def __post_init__(self):
         if self.temporal_down_levels is not None:
@@ -65,6 +69,9 @@ class STUNetConfig:
         if self.temporal_conv_kernel < 1 or self.temporal_conv_kernel % 2 == 0:
             raise ValueError(f"temporal_conv_kernel must be odd and >= 1, got "
                              f"{self.temporal_conv_kernel}.")
+        if self.temporal_conv_spatial_kernel < 1 or self.temporal_conv_spatial_kernel % 2 == 0:
+            raise ValueError(f"temporal_conv_spatial_kernel must be odd and >= 1, got "
+                             f"{self.temporal_conv_spatial_kernel}.")
         if self.num_heads < 1:
             raise ValueError(f"num_heads must be >= 1, got {self.num_heads}.")
 
@@ -216,7 +223,9 @@ class STUNet(nnx.Module):
                                            unet_config.context_features, rngs=rngs)
                     for _ in range(self.config.temporal_attention_layers)])
             elif kind == "block":
-                convs[key] = TemporalConvBlock(channels, emb_features, kernel, rngs=rngs)
+                convs[key] = TemporalConvBlock(
+                    channels, emb_features, kernel,
+                    spatial_kernel=self.config.temporal_conv_spatial_kernel, rngs=rngs)
             elif kind == "downsample" and level in self.config.temporal_down_levels:
                 downsamples[key] = TemporalDownsample(channels, kernel, rngs=rngs)
             elif kind == "upsample" and level - 1 in self.config.temporal_down_levels:

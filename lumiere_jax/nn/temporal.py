@@ -55,6 +55,20 @@ def temporal_conv(features: int, kernel_size: int, rngs: nnx.Rngs, **kwargs) -> 
                                **kwargs), *conv_axes(1))
 
 
+def space_time_conv(features: int, kernel_size: int, spatial_kernel: int, rngs: nnx.Rngs,
+                    **kwargs) -> nnx.Conv:
+    """A 3D conv over (T, H, W) on (B, T, H, W, C), 'SAME' in space and without padding in time
+    (`conv_over_time` supplies the frames beyond each end): it can move content across pixels
+    from frame to frame, which a per-pixel 1D conv over time cannot."""
+    if kernel_size < 1 or kernel_size % 2 == 0 or spatial_kernel < 1 or spatial_kernel % 2 == 0:
+        raise ValueError(f"Space-time conv kernels must have odd sizes, got {kernel_size} in "
+                         f"time and {spatial_kernel} in space.")
+    pad = spatial_kernel // 2
+    return named_axes(nnx.Conv(features, features, (kernel_size, spatial_kernel, spatial_kernel),
+                               padding=((0, 0), (pad, pad), (pad, pad)), rngs=rngs, **kwargs),
+                      *conv_axes(3))
+
+
 def over_time(layer, video):
     """Applies a sequence layer (N, T, C) -> (N, T', C) to every pixel of a video (B, T, H, W, C)."""
     batch, _, height, width, _ = video.shape
@@ -63,18 +77,23 @@ def over_time(layer, video):
 
 
 def conv_over_time(conv: nnx.Conv, frames, frame_sharding: FrameSharding):
-    """A `temporal_conv` on frames (B, t, H, W, C) (a block of frames inside `map_frames`): pads
-    with the neighbouring frames (zeros at the clip's ends), then convolves -> (B, t, H, W, C)."""
-    return over_time(conv, frame_sharding.with_halo(frames, conv.kernel_size[0] // 2))
+    """A `temporal_conv` (or `space_time_conv`) on frames (B, t, H, W, C) (a block of frames
+    inside `map_frames`): pads with the neighbouring frames (zeros at the clip's ends), then
+    convolves -> (B, t, H, W, C)."""
+    frames = frame_sharding.with_halo(frames, conv.kernel_size[0] // 2)
+    return over_time(conv, frames) if len(conv.kernel_size) == 1 else conv(frames)
 
 
 class TemporalConvBlock(nnx.Module):
     """Residual temporal half of a (2+1)D conv: norm, 1D conv over time, scale-shift from the
-    per-video conditioning embedding, activation, zero-initialised projection added back."""
+    per-video conditioning embedding, activation, zero-initialised projection added back.
+    With spatial_kernel > 1 the conv also spans space (`space_time_conv`)."""
 
-    def __init__(self, features: int, emb_features: int, kernel_size: int = 3, *, rngs: nnx.Rngs):
+    def __init__(self, features: int, emb_features: int, kernel_size: int = 3, *,
+                 spatial_kernel: int = 1, rngs: nnx.Rngs):
         self.norm = group_norm(features, rngs)
-        self.conv = temporal_conv(features, kernel_size, rngs)
+        self.conv = (temporal_conv(features, kernel_size, rngs) if spatial_kernel == 1 else
+                     space_time_conv(features, kernel_size, spatial_kernel, rngs))
         self.emb_proj = named_axes(nnx.Linear(emb_features, 2 * features, rngs=rngs), EMBED, MLP)
         self.proj = named_axes(nnx.Linear(features, features,
                                           kernel_init=nnx.initializers.zeros_init(), rngs=rngs),
