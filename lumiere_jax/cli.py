@@ -50,7 +50,9 @@ def _add_grid_flags(parser: argparse.ArgumentParser, num: int, what: str) -> Non
 def _add_evaluation_flags(parser: argparse.ArgumentParser, num: int, batch: int) -> None:
     parser.add_argument("--num", type=int, default=num, help="Number of split captions to sample.")
     parser.add_argument("--batch", type=int, default=batch)
-    parser.add_argument("--split", default="validation", choices=("validation", "heldout"))
+    parser.add_argument("--split", default="validation", choices=("validation", "heldout", "train"),
+                        help="Whose captions: validation, heldout (unseen attribute pairs), or "
+                             "train (e.g. to check that a run fit a small training set).")
     parser.add_argument("--json", default=None, help="Also write the scores to this JSON file.")
 
 
