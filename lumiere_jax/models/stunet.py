@@ -298,10 +298,11 @@ class STUNet(nnx.Module):
         return tuple(site for site in self.sites
                      if self.site_frame_sharding(site, counts[site]).gathered)
 
-    def temporal_layers(self, site: str, video, emb, context, context_mask):
-        """Applies the temporal layer(s) placed at `site` (if any) to video (B, T', H, W, C)."""
+    def temporal_layers(self, site: str, video, emb, context, context_mask,
+                        frame_sharding: FrameSharding):
+        """Applies the temporal layer(s) placed at `site` (if any) to video (B, T', H, W, C),
+        laid out by `frame_sharding` (`site_frame_sharding`)."""
         key = site_key(site)
-        frame_sharding = self.site_frame_sharding(site, video.shape[1])
         if key in self.temporal_convs:
             return self.temporal_convs[key](video, emb, frame_sharding)
         if key in self.temporal_attention:
@@ -337,7 +338,8 @@ class STUNet(nnx.Module):
         def hook(site, h):
             video = einops.rearrange(h, "(b t) h w c -> b t h w c", b=batch, t=frames_at[site])
             layout = self.site_frame_sharding(site, frames_at[site])
-            video = self.temporal_layers(site, layout.constrain(video), temporal_emb, context, mask)
+            video = self.temporal_layers(site, layout.constrain(video), temporal_emb, context, mask,
+                                         layout)
             return einops.rearrange(video, "b t h w c -> (b t) h w c")
 
         out = self.spatial.unet(einops.rearrange(x_t, "b t h w c -> (b t) h w c"), t, context,
