@@ -6,6 +6,10 @@ from flax import nnx
 from lumiere_jax.models.unet2d import UNet2D
 from lumiere_jax.nn.temporal import TemporalAttentionBlock
 
+# Flax layers that cast their inputs and weights to their `dtype` attribute when they run.
+_CASTING_LAYERS = (nnx.Linear, nnx.LinearGeneral, nnx.Einsum, nnx.Conv, nnx.ConvTranspose,
+                   nnx.Embed, nnx.GroupNorm, nnx.LayerNorm, nnx.RMSNorm, nnx.BatchNorm)
+
 
 def set_memory_switches(model: nnx.Module, *, remat: str = "none",
                         temporal_attention_chunk: int = 0) -> None:
@@ -16,3 +20,15 @@ def set_memory_switches(model: nnx.Module, *, remat: str = "none",
             node.set_remat(remat)
         elif isinstance(node, TemporalAttentionBlock):
             node.set_chunk(temporal_attention_chunk)
+
+
+def set_compute_dtype(model: nnx.Module, dtype) -> None:
+    """Every layer of `model` computes in `dtype` (None: the dtype of its inputs and weights).
+
+    Weights keep their stored dtype: each layer casts them, and its inputs, where it runs (inside
+    a rematerialised block too, so no cast copy of the model is held for the whole step). The
+    normalisation layers still reduce their statistics in float32.
+    """
+    for _, node in nnx.iter_graph(model):
+        if isinstance(node, _CASTING_LAYERS):
+            node.dtype = dtype

@@ -11,6 +11,7 @@ from lumiere_jax import diffusion
 from lumiere_jax.diffusion.noise import gaussian_noise
 from lumiere_jax.diffusion.pixels import frames_to_model_range
 from lumiere_jax.diffusion.settings import DiffusionSettings
+from lumiere_jax.models.memory import set_compute_dtype
 from lumiere_jax.settings import ComputeSettings, OptimSettings
 from lumiere_jax.text import tokenizer
 from lumiere_jax.train.state import TrainState
@@ -61,28 +62,23 @@ def micro_batches(tree, count: int):
     return jax.tree.map(split, tree)
 
 
-def cast_floats(tree, dtype):
-    """Floating-point leaves of `tree` cast to `dtype` (the rest unchanged)."""
-    return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x,
-                        tree)
-
-
 def make_train_step(graphdef: nnx.GraphDef, diffusion_settings: DiffusionSettings,
                     optim: OptimSettings, optimizer: optax.GradientTransformation,
                     compute: ComputeSettings = ComputeSettings()):
     """Returns train_step(state, batch) -> (state, metrics), pure and jit-able.
 
     batch: `frames` uint8 (B, ..., H, W, 3) and `tokens` int32 (B, L). The model is called as
-    model.denoise(x_t, t, model.encode_text(tokens)), in `compute.dtype`, over
+    model.denoise(x_t, t, model.encode_text(tokens)), its layers in `compute.dtype`, over
     `compute.grad_accum_steps` micro-batches whose gradients are averaged.
+
     """
     dtype = jnp.dtype(compute.dtype)
     accumulate = compute.grad_accum_steps
 
     def loss_fn(params, frozen, batch):
-        if dtype != jnp.float32:
-            params, frozen = cast_floats(params, dtype), cast_floats(frozen, dtype)
         model = nnx.merge(graphdef, params, frozen)
+        if dtype != jnp.float32:
+            set_compute_dtype(model, dtype)  # the layers cast the float32 weights where they run
         tokens = diffusion.replace_condition(batch["dropped"], batch["tokens"],
                                              null_tokens(batch["tokens"].shape[1]))
         cond = model.encode_text(tokens)
