@@ -121,6 +121,35 @@ def test_bf16_compute_is_within_tolerance_of_fp32_and_keeps_fp32_state(batch, re
     assert relative_difference(grads, reference[0]) < 0.05
 
 
+def operand_dtypes(jaxpr, primitives=("conv_general_dilated", "dot_general")) -> set:
+    """The operand dtypes (a tuple per op) of every conv and matmul in `jaxpr`, nested jaxprs
+    included."""
+    found = set()
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in primitives:
+            found.add(tuple(str(var.aval.dtype) for var in eqn.invars))
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            found |= operand_dtypes(sub, primitives)
+    return found
+
+
+def test_bf16_compute_runs_the_convs_and_matmuls_in_bf16(batch):
+    """A float32 leak (e.g. the time embedding) would promote the walk back to float32 and the
+    switch would save nothing. In the bf16 step no conv or matmul runs wholly in float32 (the
+    attention's softmax gradient, float32 by design, meets bf16 values), and every conv runs
+    in bf16; in the float32 step everything is float32."""
+    model = build()
+    graphdef, state = create_train_state(model, SGD, seed=0, trainable=model.trainable)
+    found = {}
+    for dtype in ("bfloat16", "float32"):
+        step = make_train_step(graphdef, DIFFUSION, OPTIM, SGD, ComputeSettings(dtype=dtype))
+        jaxpr = jax.make_jaxpr(step)(state, batch).jaxpr
+        found[dtype] = (operand_dtypes(jaxpr), operand_dtypes(jaxpr, ("conv_general_dilated",)))
+    assert ("float32", "float32") not in found["bfloat16"][0]
+    assert found["bfloat16"][1] == {("bfloat16", "bfloat16")}
+    assert found["float32"] == ({("float32", "float32")}, {("float32", "float32")})
+
+
 def test_bad_switches_are_refused():
     with pytest.raises(ValueError, match="remat must be one of"):
         ComputeSettings(remat="everything")

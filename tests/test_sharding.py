@@ -12,7 +12,7 @@ from lumiere_jax.diffusion.settings import DiffusionSettings
 from lumiere_jax.models.stunet import STUNet, STUNetConfig
 from lumiere_jax.models.text_encoder import TextEncoderConfig
 from lumiere_jax.models.unet2d import UNetConfig
-from lumiere_jax.nn.frame_sharding import UNSHARDED, FrameSharding
+from lumiere_jax.nn.frame_sharding import UNSHARDED, FrameSharding, split_problem
 from lumiere_jax.nn.sharding import logical_axes
 from lumiere_jax.nn.temporal import TemporalParam, conv_over_time, space_time_conv, temporal_conv
 from lumiere_jax.parallel.batch import train_batch_shardings
@@ -249,6 +249,15 @@ def test_clips_that_do_not_split_into_whole_blocks_are_refused(model):
     cond = {"context": jnp.zeros((1, 2, TEXT.width)), "mask": jnp.ones((1, 2), bool)}
     with pytest.raises(ValueError, match="U-Net level 0 would hold 12 / 8 = 1.5 frames"):
         jax.eval_shape(lambda v: sharded.denoise(v, jnp.zeros((1,)), cond), video)
+
+
+def test_split_problem_names_each_reason_and_accepts_whole_blocks():
+    """The one rule behind both the clip's refusal and the gathered levels."""
+    assert split_problem(16, 8, halo=1, halving=True) is None
+    assert "not a whole number" in split_problem(12, 8)
+    assert "fewer than the 2 frame(s)" in split_problem(8, 8, halo=2)
+    assert "odd block" in split_problem(24, 8, halving=True)
+    assert split_problem(24, 8) is None  # the same 3-frame blocks, without halving
 
 
 def test_levels_whose_frames_do_not_split_run_gathered(model):

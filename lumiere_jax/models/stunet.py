@@ -30,7 +30,7 @@ from flax import nnx
 from lumiere_jax.models.t2i import TextToImage, image_shape
 from lumiere_jax.models.text_encoder import TextEncoderConfig
 from lumiere_jax.models.unet2d import UNet2D, UNetConfig
-from lumiere_jax.nn.frame_sharding import UNSHARDED, FrameSharding
+from lumiere_jax.nn.frame_sharding import UNSHARDED, FrameSharding, split_problem
 from lumiere_jax.nn.temporal import (TemporalAttentionBlock, TemporalConvBlock,
                                      TemporalDownsample, TemporalParam, TemporalTextEmbedding,
                                      TemporalUpsample)
@@ -121,16 +121,10 @@ def shard_problem(config: STUNetConfig, frames: int, shards: int) -> str | None:
     """Why `frames` frames (a length the temporal strides divide) cannot be split over `shards`
     time shards; None if they can. Only the clip itself must split: a coarser level whose frames
     do not runs gathered (`STUNet.gathered_sites`)."""
-    per_shard = frames / shards
-    if frames % shards:
-        return (f"U-Net level 0 would hold {frames} / {shards} = {per_shard:g} frames per shard: "
-                "not a whole number of frames")
-    halo = config.temporal_conv_kernel // 2
-    if per_shard < max(halo, 1):
-        return (f"U-Net level 0 would hold {frames} / {shards} = {per_shard:g} frames per shard: "
-                f"fewer than the {max(halo, 1)} frame(s) its temporal convs (kernel "
-                f"{config.temporal_conv_kernel}) need")
-    return None
+    problem = split_problem(frames, shards, halo=config.temporal_conv_kernel // 2)
+    if problem is None:
+        return None
+    return f"U-Net level 0 would hold {problem} (temporal conv kernel {config.temporal_conv_kernel})"
 
 
 def allowed_sharded_frame_counts(config: STUNetConfig, shards: int,

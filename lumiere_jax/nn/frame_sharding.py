@@ -34,6 +34,21 @@ def batch_axes(mesh: Mesh, batch: int) -> tuple[str, ...] | None:
     return BATCH_AXES if batch % devices == 0 else None
 
 
+def split_problem(frames: int, shards: int, *, halo: int = 0, halving: bool = False) -> str | None:
+    """Why `frames` frames cannot be split into `shards` blocks for a layer that exchanges `halo`
+    frames with each neighbour and, if `halving`, keeps every other frame locally; None if they
+    can."""
+    per_shard = frames / shards
+    if frames % shards:
+        return f"{frames} / {shards} = {per_shard:g} frames per shard: not a whole number of frames"
+    if per_shard < max(halo, 1):
+        return (f"{frames} / {shards} = {per_shard:g} frames per shard: fewer than the "
+                f"{max(halo, 1)} frame(s) a shard needs for a halo of {halo}")
+    if halving and per_shard % 2:
+        return f"{frames} / {shards} = {per_shard:g} frames per shard: an odd block cannot halve"
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class FrameSharding:
     """The mesh that splits frames over its 'time' axis (and batches over data x fsdp), or None.
@@ -61,9 +76,7 @@ class FrameSharding:
     def splits(self, frames: int, *, halo: int = 0, halving: bool = False) -> bool:
         """Whether `frames` frames split over the mesh's time shards for a layer that exchanges
         `halo` frames with each neighbour and, if `halving`, keeps every other frame locally."""
-        per_shard, remainder = divmod(frames, self.mesh_shards)
-        return (remainder == 0 and per_shard >= max(halo, 1)
-                and not (halving and per_shard % 2))
+        return split_problem(frames, self.mesh_shards, halo=halo, halving=halving) is None
 
     def for_frames(self, frames: int, *, halo: int = 0, halving: bool = False) -> "FrameSharding":
         """This layout if `frames` frames split over its time shards (`splits`), else the
