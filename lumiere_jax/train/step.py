@@ -70,7 +70,6 @@ def make_train_step(graphdef: nnx.GraphDef, diffusion_settings: DiffusionSetting
     batch: `frames` uint8 (B, ..., H, W, 3) and `tokens` int32 (B, L). The model is called as
     model.denoise(x_t, t, model.encode_text(tokens)), its layers in `compute.dtype`, over
     `compute.grad_accum_steps` micro-batches whose gradients are averaged.
-
     """
     dtype = jnp.dtype(compute.dtype)
     accumulate = compute.grad_accum_steps
