@@ -91,11 +91,24 @@ def unpartitioned_flops(run: RunSettings, global_batch: int) -> float:
     return float(single.lower().cost_analysis()["flops"])
 
 
-# The TPU compiler's out-of-memory report, e.g. "the total memory required for HLO temporaries
-# (172.38G) exceeds available HBM (95.73G)".
-_HBM_OOM = re.compile(r"HLO temporaries \(([\d.]+)([KMGT])\) exceeds available HBM")
+# The TPU compiler's out-of-memory reports. Before its own rematerialisation it gives the
+# temporaries alone: "the total memory required for HLO temporaries (172.38G) exceeds available
+# HBM (95.73G)"; after it, the whole program's use, arguments included: "Ran out of memory in
+# memory space hbm. Used 16.10G of 15.75G hbm. Exceeded hbm capacity by 356.62M."
+_HBM_TEMPORARIES = re.compile(r"HLO temporaries \(([\d.]+)([KMGT])\) exceeds available HBM")
+_HBM_USED = re.compile(r"Used ([\d.]+)([KMGT]) of [\d.]+[KMGT] hbm")
 _UNITS = {"K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30, "T": 2 ** 40}
 _REPORT_CHARS = 20_000  # of the compiler's report (it lists the largest allocations)
+
+
+def compiler_oom_temporaries(message: str, argument_bytes: int) -> float | None:
+    """Bytes of temporaries the TPU compiler's out-of-memory `message` reports (None when the
+    message is not one): the figure it gives, or its total use less this chip's arguments."""
+    if (found := _HBM_TEMPORARIES.search(message)) is not None:
+        return float(found[1]) * _UNITS[found[2]]
+    if (found := _HBM_USED.search(message)) is not None:
+        return float(found[1]) * _UNITS[found[2]] - argument_bytes
+    return None
 
 
 def sharded_bytes(state, shardings) -> int:
@@ -144,12 +157,11 @@ def plan(config: ml_collections.ConfigDict, topology: str, mesh_sizes: dict[str,
     try:
         compiled = planned.lower().compile()
     except jax.errors.JaxRuntimeError as error:
-        needed = _HBM_OOM.search(str(error))
-        if needed is None:
+        arguments = sharded_bytes(state, planned.state_shardings)
+        temporaries = compiler_oom_temporaries(str(error), arguments)
+        if temporaries is None:
             raise
         # The TPU compiler stops when the step cannot fit: keep what it measured.
-        arguments = sharded_bytes(state, planned.state_shardings)
-        temporaries = float(needed[1]) * _UNITS[needed[2]]
         return dict(result, compiled=False, argument_gib=arguments / GIB,
                     temp_gib=temporaries / GIB, peak_gib=(arguments + temporaries) / GIB,
                     fits=False, compile_s=time.perf_counter() - started,

@@ -112,3 +112,16 @@ def test_a_step_too_big_for_the_chip_is_reported_not_raised():
     assert not result["compiled"] and not result["fits"]
     assert result["temp_gib"] > result["hbm_gib"] == aot_compile.CHIPS["v5e"].hbm_gib
     assert result["argument_gib"] > 0 and result["model_tflops_per_step"] > 0
+
+
+def test_both_forms_of_the_compilers_out_of_memory_report_are_read():
+    gib = 2 ** 30
+    before_remat = ("RESOURCE_EXHAUSTED: XLA:TPU compile permanent error. The total memory "
+                    "required for HLO temporaries (172.38G) exceeds available HBM (95.73G).")
+    assert aot_compile.compiler_oom_temporaries(before_remat, gib) == 172.38 * gib
+    after_remat = ("RESOURCE_EXHAUSTED: Ran out of memory in memory space hbm. Used 16.10G of "
+                   "15.75G hbm. Exceeded hbm capacity by 356.62M.")
+    # This form counts the whole program: the chip's arguments are taken off.
+    assert aot_compile.compiler_oom_temporaries(after_remat, int(1.5 * gib)) == (
+        pytest.approx((16.10 - 1.5) * gib))
+    assert aot_compile.compiler_oom_temporaries("INTERNAL: something else broke", gib) is None
