@@ -31,7 +31,10 @@ def get_config(arg=None):
         kind="stunet",
         text_encoder=spatial.text_encoder.to_dict(),
         unet=spatial.unet.to_dict(),
-        temporal=dict(temporal_down_levels=None, temporal_attention_layers=2,
+        # Every level that downsamples in space also downsamples in time (the paper's STUNet),
+        # spelt out so that a flag can change it: --config.model.temporal.temporal_down_levels=().
+        temporal=dict(temporal_down_levels=tuple(range(len(spatial.unet.channel_mult) - 1)),
+                      temporal_attention_layers=2,
                       temporal_conv_kernel=3, num_heads=4, text_pool=True,
                       temporal_conv_spatial_kernel=1),
         backbone=backbone_dir if variant == "base" else "",
