@@ -1,9 +1,13 @@
 """STUNet through the shared trainer: only temporal weights move; exports round-trip."""
+import dataclasses
+
 import chex
 import jax
 import numpy as np
 import pytest
+from absl import flags
 from flax import nnx
+from ml_collections import config_flags
 
 from configs import stunet_shapes, t2i_shapes
 from lumiere_jax.checkpoints.exported import (CheckpointError, load_exported, read_exported_config,
@@ -140,3 +144,21 @@ def test_sharded_initialisation_creates_only_shards_and_restores_the_backbone_in
     backbone_model, _ = load_exported(backbone)
     chex.assert_trees_all_equal(nnx.state(model.spatial, nnx.Param),
                                 nnx.state(backbone_model, nnx.Param))
+
+
+@pytest.mark.parametrize("arg", ["variant=base", "variant=tiny"])
+def test_the_config_spells_out_the_papers_temporal_levels_and_a_flag_can_drop_them(arg):
+    """The shapes config names every level that downsamples in space (what None resolves to),
+    so that `--config.model.temporal.temporal_down_levels=()` can turn the resampling off."""
+    config = stunet_shapes.get_config(arg)
+    model = parse_run_config(config).model
+    resolved_default = dataclasses.replace(model.temporal, temporal_down_levels=None).resolve(
+        model.unet)
+    assert model.temporal.temporal_down_levels == resolved_default.temporal_down_levels
+    assert len(model.temporal.temporal_down_levels) == len(model.unet.channel_mult) - 1 > 0
+    argv = ["prog", f"--config=configs/stunet_shapes.py:{arg}",
+            "--config.model.temporal.temporal_down_levels=()"]
+    values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", flag_values=values, sys_argv=argv)  # as main.py
+    values(argv)
+    assert parse_run_config(values.config).model.temporal.temporal_down_levels == ()
