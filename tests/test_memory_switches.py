@@ -68,7 +68,8 @@ def batch():
 def one_step(model, batch, compute=ComputeSettings()):
     """(gradients, metrics) of one train step: with SGD at learning rate 1 the step moves the
     parameters by exactly minus the gradient."""
-    graphdef, state = create_train_state(model, SGD, seed=0, trainable=model.trainable)
+    graphdef, state = create_train_state(model, SGD, seed=0, trainable=model.trainable,
+                                         frozen_dtype=compute.frozen_dtype)
     step = jax.jit(make_train_step(graphdef, DIFFUSION, OPTIM, SGD, compute))
     new_state, metrics = step(state, batch)
     return jax.tree.map(lambda old, new: old - new, state.params, new_state.params), metrics
@@ -121,6 +122,28 @@ def test_bf16_compute_is_within_tolerance_of_fp32_and_keeps_fp32_state(batch, re
     assert relative_difference(grads, reference[0]) < 0.05
 
 
+def test_bf16_frozen_weights_halve_their_bytes_and_stay_within_tolerance_of_fp32(batch,
+                                                                               reference):
+    """frozen_dtype=bfloat16 stores every frozen weight in bf16 (half the bytes), the trained
+    parameters stay fp32, and the step is within the bf16 compute's tolerance of fp32 (loss 2%,
+    gradient 5%), alone and together with bf16 compute."""
+    model = build()
+    _, fp32 = create_train_state(model, SGD, seed=0, trainable=model.trainable)
+    _, bf16 = create_train_state(model, SGD, seed=0, trainable=model.trainable,
+                                 frozen_dtype="bfloat16")
+    floating = lambda tree: [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
+    assert {x.dtype for x in floating(bf16.frozen)} == {jnp.dtype(jnp.bfloat16)}
+    assert {x.dtype for x in jax.tree.leaves(bf16.params)} == {jnp.dtype(jnp.float32)}
+    assert sum(x.nbytes for x in floating(bf16.frozen)) * 2 == sum(
+        x.nbytes for x in floating(fp32.frozen))
+    for compute in (ComputeSettings(frozen_dtype="bfloat16"),
+                    ComputeSettings(dtype="bfloat16", frozen_dtype="bfloat16")):
+        grads, metrics = one_step(build(), batch, compute)
+        assert {x.dtype for x in jax.tree.leaves(grads)} == {jnp.dtype(jnp.float32)}
+        np.testing.assert_allclose(metrics["loss"], reference[1]["loss"], rtol=0.02)
+        assert relative_difference(grads, reference[0]) < 0.05
+
+
 def operand_dtypes(jaxpr, primitives=("conv_general_dilated", "dot_general")) -> set:
     """The operand dtypes (a tuple per op) of every conv and matmul in `jaxpr`, nested jaxprs
     included."""
@@ -155,6 +178,8 @@ def test_bad_switches_are_refused():
         ComputeSettings(remat="everything")
     with pytest.raises(ValueError, match="dtype must be one of"):
         ComputeSettings(dtype="float16")
+    with pytest.raises(ValueError, match="frozen_dtype must be one of"):
+        ComputeSettings(frozen_dtype="int8")
     config = t2i_shapes.get_config("variant=tiny")
     config.compute.grad_accum_steps = 3
     config.data.batch_size = 4

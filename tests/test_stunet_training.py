@@ -146,6 +146,35 @@ def test_sharded_initialisation_creates_only_shards_and_restores_the_backbone_in
                                 nnx.state(backbone_model, nnx.Param))
 
 
+def test_a_bf16_frozen_backbone_is_restored_rounded_and_trains_only_temporal_weights(
+        config, backbone):
+    """compute.frozen_dtype=bfloat16: the backbone is restored from its fp32 export straight into
+    bf16 targets (its values rounded once), the temporal weights and their optimizer state stay
+    fp32, and a step moves only them."""
+    config.compute.frozen_dtype = "bfloat16"
+    trainer = setup(parse_run_config(config))
+    state = trainer.state
+    model = nnx.merge(trainer.graphdef, state.params, state.frozen)
+    exported = nnx.state(load_exported(backbone)[0], nnx.Param)
+    restored = nnx.state(model.spatial, nnx.Param)
+    assert {x.dtype for x in jax.tree.leaves(restored)} == {np.dtype(jax.numpy.bfloat16)}
+    chex.assert_trees_all_equal(restored, jax.tree.map(lambda x: x.astype(jax.numpy.bfloat16),
+                                                       exported))
+    assert {x.dtype for x in jax.tree.leaves((state.params, state.ema_params))} == {
+        np.dtype(np.float32)}
+    frozen, params = jax.tree.map(np.asarray, (state.frozen, state.params))  # the step donates
+    iterator = trainer.make_iterator()
+    new_state = state
+    for _ in range(2):  # the warm-up's first learning rate is 0
+        batch = next(iterator)
+        new_state, metrics = trainer.train_step(new_state, {"frames": batch["frames"],
+                                                            "tokens": batch["tokens"]})
+        assert np.isfinite(float(metrics["loss"]))
+    chex.assert_trees_all_equal(jax.tree.map(np.asarray, new_state.frozen), frozen)
+    assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(new_state.params),
+                                                         jax.tree.leaves(params)))
+
+
 @pytest.mark.parametrize("arg", ["variant=base", "variant=tiny"])
 def test_the_config_spells_out_the_papers_temporal_levels_and_a_flag_can_drop_them(arg):
     """The shapes config names every level that downsamples in space (what None resolves to),

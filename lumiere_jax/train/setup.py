@@ -156,7 +156,8 @@ def initialize_state(fresh_state: Callable[[], TrainState], graphdef: nnx.GraphD
     `fresh_state` (random initialisation) runs under `jax.jit` with `out_shardings`, so no
     device or host ever holds more than its shards (eagerly where every device holds it whole). The
     backbone / text encoder the model settings name, then `checkpoint.init_from`, are restored
-    into targets with the same shardings; the EMA starts as a copy of the resulting parameters.
+    into targets with the same shardings (and dtypes: `compute.frozen_dtype`); the EMA starts as a
+    copy of the resulting parameters.
     """
     replicated = jax.process_count() == 1 and all(
         s.is_fully_replicated for s in jax.tree.leaves(shardings))
@@ -202,7 +203,8 @@ def setup(run: RunSettings, *, abstract: bool = False, initialize: bool = True, 
         check_data_fits_model(run.data, model, time_shards)
         if time_shards > 1:
             model.shard_frames(FrameSharding(mesh))
-        built["graphdef"], state = create_train_state(model, optimizer, run.seed, model.trainable)
+        built["graphdef"], state = create_train_state(model, optimizer, run.seed, model.trainable,
+                                                      run.compute.frozen_dtype)
         return state
 
     planned = jax.eval_shape(fresh_state)

@@ -45,10 +45,19 @@ def split_model(model: nnx.Module, trainable: nnx.filterlib.Filter = nnx.Param):
     return graphdef, params, frozen
 
 
+def cast_floating(tree: Any, dtype) -> Any:
+    """`tree` with every floating-point leaf cast to `dtype` (integer leaves, e.g. keys, kept)."""
+    dtype = jnp.dtype(dtype)
+    return jax.tree.map(
+        lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
+
+
 def create_train_state(model: nnx.Module, optimizer: optax.GradientTransformation, seed: int,
-                       trainable: nnx.filterlib.Filter = nnx.Param):
-    """(graphdef, TrainState) with step 0; EMA starts as a copy of the parameters."""
+                       trainable: nnx.filterlib.Filter = nnx.Param, frozen_dtype=jnp.float32):
+    """(graphdef, TrainState) with step 0; EMA starts as a copy of the parameters. The frozen
+    weights are stored in `frozen_dtype`."""
     graphdef, params, frozen = split_model(model, trainable)
+    frozen = cast_floating(frozen, frozen_dtype)
     params = jax.tree.map(jnp.asarray, params)
     state = TrainState(
         step=jnp.zeros((), jnp.int32),
