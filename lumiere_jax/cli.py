@@ -11,7 +11,7 @@ from lumiere_jax.checkpoints.exported import CheckpointError
 from lumiere_jax.data import video_io
 from lumiere_jax.eval.t2i_eval import evaluate_t2i
 from lumiere_jax.eval.video_eval import evaluate_video
-from lumiere_jax.pipeline import LumierePipeline
+from lumiere_jax.pipeline import CascadePipeline, LumierePipeline, low_res_side, upscale
 from lumiere_jax.text.tokenizer import PromptError
 
 VIDEO_OUT = (".mp4", ".gif")
@@ -37,6 +37,16 @@ def _add_sampling_flags(parser: argparse.ArgumentParser, video: bool = False) ->
     if video:
         parser.add_argument("--frames", type=int, default=None,
                             help="Clip length (default: the model's training length).")
+
+
+def _add_window_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--window", type=int, default=None,
+                        help="SSR temporal window in frames (default: its training length).")
+    parser.add_argument("--stride", type=int, default=None,
+                        help="Frames between window starts (default: half a window).")
+    parser.add_argument("--noise-aug", type=float, default=None,
+                        help="Noise-augmentation level of the SSR's low-res input, in [0, 1] "
+                             "(default: its config's).")
 
 
 def _add_grid_flags(parser: argparse.ArgumentParser, num: int, what: str) -> None:
@@ -78,6 +88,28 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--xt-row", type=int, default=None,
                        help="Pixel row of the x-t slice, in model pixels (default: the middle).")
     _add_sampling_flags(video, video=True)
+    video.add_argument("--ssr", nargs="?", const="shipped", default=None, metavar="CHECKPOINT",
+                       help="Lift the clips to full resolution with the SSR model (default: the "
+                            "shipped one) over temporal windows (MultiDiffusion).")
+    video.add_argument("--ssr-steps", type=int, default=None,
+                       help="Denoising steps of the SSR stage (default: its config).")
+    _add_window_flags(video)
+
+    upscale_parser = commands.add_parser(
+        "upscale", help="Lift a low-resolution clip with the SSR model alone (MultiDiffusion "
+                        "over temporal windows).")
+    upscale_parser.add_argument("--video", required=True, help="Input clip (.mp4 or .gif) at the "
+                                "SSR's low resolution.")
+    upscale_parser.add_argument("--out", required=True, help="Output video (.mp4 or .gif).")
+    upscale_parser.add_argument("--prompt", default="",
+                                help="Caption of the clip (default: none, the null prompt).")
+    upscale_parser.add_argument("--checkpoint", default=None,
+                                help="Exported SSR checkpoint or workdir (default: the shipped SSR).")
+    upscale_parser.add_argument("--seed", type=int, default=0)
+    upscale_parser.add_argument("--steps", type=int, default=None,
+                                help="Denoising steps (default: config).")
+    upscale_parser.add_argument("--fps", type=float, default=16.0)
+    _add_window_flags(upscale_parser)
 
     evaluate = commands.add_parser(
         "evaluate-t2i", help="Score a T2I model with the shapes evaluator on split captions.")
@@ -109,7 +141,31 @@ def _load_pipeline(args):
         kind = "a video (STUNet)" if pipeline.is_video else "a text-to-image"
         raise CheckpointError(f"The checkpoint holds {kind} model; use `lumiere-jax {other_command}` "
                               "for it.")
+    if low_res_side(pipeline) is not None:
+        raise CheckpointError("The checkpoint holds a video super-resolution (SSR) model; use "
+                              "`lumiere-jax upscale --checkpoint ...` or `lumiere-jax sample "
+                              "--ssr ...` for it.")
     return pipeline
+
+
+def _load_ssr(checkpoint: str | None) -> LumierePipeline:
+    """The SSR pipeline (default: the shipped one), refused if the checkpoint holds another kind."""
+    path = None if checkpoint in (None, "shipped") else checkpoint
+    pipeline = LumierePipeline.from_checkpoint(path, default="ssr")
+    if low_res_side(pipeline) is None:
+        raise CheckpointError(f"{checkpoint!r} does not hold a video super-resolution (SSR) "
+                              f"model.")
+    return pipeline
+
+
+def _check_window_flags(args) -> None:
+    _check_positive("window", args.window)
+    _check_positive("stride", args.stride)
+    if args.noise_aug is not None and not 0.0 <= args.noise_aug <= 1.0:
+        raise ValueError(f"--noise-aug must be in [0, 1], got {args.noise_aug}.")
+    if args.window and args.stride and args.stride > args.window:
+        raise ValueError(f"--stride {args.stride} must be at most --window {args.window}: a "
+                         f"larger stride leaves frames no window covers.")
 
 
 def _sample_kwargs(args) -> dict:
@@ -156,15 +212,42 @@ def run_sample(args) -> None:
     if args.xt_slice:
         _check_extension("xt-slice", args.xt_slice, (".png",))
     pipeline = _load_pipeline(args)
-    row = video_io.slice_row(pipeline.resolution, args.xt_row)
+    cascade = None
+    if args.ssr:
+        _check_window_flags(args)
+        _check_positive("ssr-steps", args.ssr_steps)
+        cascade = CascadePipeline(pipeline, _load_ssr(args.ssr))
+    row = video_io.slice_row(cascade.resolution if cascade else pipeline.resolution, args.xt_row)
     start = time.perf_counter()
     clips = _sample_prompts(args, pipeline)
+    if cascade:
+        prompts = [p for p in args.prompt for _ in range(args.num)]
+        clips = cascade.upscale(prompts, clips, seed=args.seed, steps=args.ssr_steps,
+                                window=args.window, stride=args.stride, noise_aug=args.noise_aug,
+                                progress=True)
     video_io.write_video(args.out, _viewing_grid(clips, args), fps=args.fps)
     print(f"Wrote {len(clips)} clip(s) of {clips.shape[1]} frames to {args.out} at {args.fps:g} fps.")
     if args.xt_slice:
         video_io.write_image(args.xt_slice, _viewing_grid(video_io.xt_slice(clips, row), args))
         print(f"Wrote the x-t slice of pixel row {row} to {args.xt_slice}.")
     print(f"Done in {time.perf_counter() - start:.1f} s.")
+
+
+def run_upscale(args) -> None:
+    _check_positive("steps", args.steps)
+    _check_window_flags(args)
+    if not args.fps > 0:
+        raise ValueError(f"--fps must be positive, got {args.fps}.")
+    _check_extension("out", args.out, VIDEO_OUT)
+    low_res = video_io.read_video(args.video)
+    ssr = _load_ssr(args.checkpoint)
+    start = time.perf_counter()
+    clip = upscale(ssr, [args.prompt], low_res[None], seed=args.seed, steps=args.steps,
+                   window=args.window, stride=args.stride, noise_aug=args.noise_aug,
+                   progress=True)[0]
+    video_io.write_video(args.out, clip, fps=args.fps)
+    print(f"Wrote {clip.shape[0]} frames of {clip.shape[1]}x{clip.shape[2]} to {args.out} in "
+          f"{time.perf_counter() - start:.1f} s.")
 
 
 def _report_scores(scores: dict, json_path: str | None) -> None:
@@ -196,7 +279,7 @@ def run_evaluate_video(args) -> None:
     _run_evaluation(args, evaluate_video)
 
 
-COMMANDS = {"sample-image": run_sample_image, "sample": run_sample,
+COMMANDS = {"sample-image": run_sample_image, "sample": run_sample, "upscale": run_upscale,
             "evaluate-t2i": run_evaluate_t2i, "evaluate-video": run_evaluate_video}
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 from flax import nnx
 
 from lumiere_jax.checkpoints.exported import CheckpointError, load_exported
@@ -12,13 +13,16 @@ from lumiere_jax.train.loop import load_run_ema
 from lumiere_jax.train.settings import parse_run_config
 
 SHIPPED = {"t2i": os.path.join(WEIGHTS_DIR, "t2i_shapes"),
-           "stunet": os.path.join(WEIGHTS_DIR, "stunet_shapes")}
+           "stunet": os.path.join(WEIGHTS_DIR, "stunet_shapes"),
+           "sr": os.path.join(WEIGHTS_DIR, "sr_shapes"),
+           "ssr": os.path.join(WEIGHTS_DIR, "ssr_shapes")}
 
 
 def shipped_checkpoint(name: str) -> str:
     """Path of a model shipped inside the package."""
-    if name not in SHIPPED:
-        raise CheckpointError(f"No shipped model {name!r}; shipped: {sorted(SHIPPED)}.")
+    present = sorted(key for key, path in SHIPPED.items() if os.path.isdir(path))
+    if name not in present:
+        raise CheckpointError(f"No shipped model {name!r}; shipped: {present}.")
     return SHIPPED[name]
 
 
@@ -49,3 +53,72 @@ class LumierePipeline(ModelSampler):
             return cls(*load_run_ema(path))
         model, config = load_exported(path)
         return cls(model, config)
+
+
+def low_res_side(pipeline: ModelSampler) -> int | None:
+    """Side of the low-res clips a super-resolution video model lifts; None for other models."""
+    shape = pipeline.model.conditioning_shapes(1, 1 if pipeline.is_video else None)
+    return shape["low_res"][-2] if pipeline.is_video and "low_res" in shape else None
+
+
+class CascadePipeline:
+    """Text -> base clip (a video model) -> full-resolution clip (an SSR model over temporal
+    windows of the base clip, averaged at every step: MultiDiffusion). One call, two stages,
+    a progress bar each."""
+
+    def __init__(self, base: ModelSampler, ssr: ModelSampler):
+        if not base.is_video or low_res_side(base) is not None:
+            raise ValueError("The cascade's base stage must be a text-to-video model (a STUNet).")
+        side = low_res_side(ssr)
+        if side is None:
+            raise ValueError("The cascade's second stage must be a video super-resolution (SSR) "
+                             "model.")
+        if side != base.resolution:
+            raise ValueError(f"The SSR lifts {side} px clips, the base model makes "
+                             f"{base.resolution} px ones.")
+        self.base, self.ssr = base, ssr
+
+    @property
+    def resolution(self) -> int:
+        return self.ssr.resolution
+
+    def upscale(self, prompts, low_res: np.ndarray, *, seed: int = 0, steps: int | None = None,
+                window: int | None = None, stride: int | None = None,
+                noise_aug: float | None = None, progress: bool = False) -> np.ndarray:
+        """The SSR stage alone: uint8 clips (N, T, h, w, 3) -> (N, T, H, W, 3). The window
+        defaults to the SSR's training length (the whole clip when shorter), the stride to half
+        of it."""
+        return upscale(self.ssr, prompts, low_res, seed=seed, steps=steps, window=window,
+                       stride=stride, noise_aug=noise_aug, progress=progress)
+
+    def sample(self, prompts, *, seed: int = 0, frames: int | None = None,
+               ssr_steps: int | None = None, window: int | None = None,
+               stride: int | None = None, noise_aug: float | None = None,
+               progress: bool = False, **base_settings) -> tuple[np.ndarray, np.ndarray]:
+        """(base clips, SSR clips) for the prompts; `base_settings` (steps, guidance, sampler)
+        go to the base stage."""
+        base = self.base.sample(prompts, seed=seed, frames=frames, progress=progress,
+                                **base_settings)
+        return base, self.upscale(prompts, base, seed=seed, steps=ssr_steps, window=window,
+                                  stride=stride, noise_aug=noise_aug, progress=progress)
+
+
+def upscale(ssr: ModelSampler, prompts, low_res: np.ndarray, *, seed: int = 0,
+            steps: int | None = None, window: int | None = None, stride: int | None = None,
+            noise_aug: float | None = None, progress: bool = False) -> np.ndarray:
+    """An SSR model on uint8 low-res clips (N, T, h, w, 3) -> (N, T, H, W, 3), over temporal
+    windows (default: the SSR's training length, stride half of it; the whole clip when it is
+    no longer). Prompts may be "" (the null prompt)."""
+    side = low_res_side(ssr)
+    if side is None:
+        raise ValueError("This checkpoint is not a video super-resolution (SSR) model.")
+    low_res = np.asarray(low_res)
+    if low_res.ndim != 5 or low_res.shape[2:] != (side, side, 3):
+        raise ValueError(f"The SSR lifts clips of {side}x{side} RGB frames, (N, T, {side}, "
+                         f"{side}, 3); got shape {low_res.shape}.")
+    frames = low_res.shape[1]
+    if window is None and frames > ssr.default_frames:
+        window = ssr.default_frames
+    return ssr.sample(prompts, seed=seed, steps=steps, frames=frames, progress=progress,
+                      conditions={"low_res": low_res}, noise_aug=noise_aug, window=window,
+                      stride=stride, allow_empty=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from configs import stunet_shapes, t2i_shapes
+from configs import ssr_shapes, stunet_shapes, t2i_shapes
 from lumiere_jax import cli
 from lumiere_jax.checkpoints.exported import save_exported
 from lumiere_jax.data import video_io
@@ -36,8 +36,14 @@ def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli_models")
     video_config = stunet_shapes.get_config("variant=tiny")
     video_config.model.backbone = ""
+    # An SSR that lifts the tiny STUNet's 16 px clips to 32 px.
+    ssr_config = ssr_shapes.get_config("variant=tiny")
+    ssr_config.model.unet.resolution = 32
+    ssr_config.model.ssr.low_resolution = 16
+    ssr_config.data.resolution = 32
     return {"t2i": export_random_model(t2i_shapes.get_config("variant=tiny"), str(root / "t2i")),
-            "stunet": export_random_model(video_config, str(root / "stunet"))}
+            "stunet": export_random_model(video_config, str(root / "stunet")),
+            "ssr": export_random_model(ssr_config, str(root / "ssr"))}
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +100,12 @@ def test_sample_writes_clips_and_xt_slices_deterministically(checkpoints, output
     ("sample", ["--frames", "3"], "multiple of 2"),
     ("sample", ["--xt-row", "16"], "row must be an integer in [0, 15]"),
     ("sample", ["--prompt", " "], "prompt is empty"),
+    ("sample", ["--checkpoint", "ssr"], "super-resolution (SSR) model; use `lumiere-jax upscale"),
+    ("sample", ["--ssr", "t2i"], "does not hold a video super-resolution (SSR) model"),
+    ("sample", ["--ssr", "ssr", "--noise-aug", "2"], "--noise-aug must be in [0, 1]"),
+    ("sample", ["--ssr", "ssr", "--window", "8", "--stride", "9"],
+     "--stride 9 must be at most --window 8"),
+    ("evaluate-video", ["--checkpoint", "ssr"], "lumiere-jax upscale"),
 ])
 def test_bad_input_fails_cleanly_without_output(checkpoints, tmp_path, capsys, command, extra,
                                                 message):
@@ -103,6 +115,8 @@ def test_bad_input_fails_cleanly_without_output(checkpoints, tmp_path, capsys, c
         defaults = {"--checkpoint": "stunet", "--num": "1"}
     flags = {**defaults, **dict(zip(extra[::2], extra[1::2]))}
     flags["--checkpoint"] = checkpoints[flags["--checkpoint"]]
+    if "--ssr" in flags:
+        flags["--ssr"] = checkpoints[flags["--ssr"]]
     for name in ("--out", "--xt-slice"):
         if name in flags:
             flags[name] = tmp_path / flags[name]
@@ -112,6 +126,34 @@ def test_bad_input_fails_cleanly_without_output(checkpoints, tmp_path, capsys, c
     assert error.startswith(f"lumiere-jax {command}: error: ") and message in error
     assert "Traceback" not in error
     assert os.listdir(tmp_path) == []
+
+
+def test_sample_with_ssr_lifts_the_base_clips_over_temporal_windows(checkpoints, outputs, capsys):
+    out = outputs / "ssr.gif"
+    code = run_cli("sample", "--checkpoint", checkpoints["stunet"], "--ssr", checkpoints["ssr"],
+                   "--prompt", PROMPT, "--frames", FRAMES, "--window", 4, "--stride", 2,
+                   "--scale", 1, "--out", out, *STEPS, "--ssr-steps", 2)
+    assert code == 0
+    assert video_io.read_video(out).shape == (FRAMES,) + grid_size(1, 1, 32, 32) + (3,)
+    assert str(out) in capsys.readouterr().out
+
+
+def test_upscale_lifts_a_clip_file_and_refuses_the_wrong_size(checkpoints, tmp_path, capsys):
+    low = np.random.default_rng(1).integers(0, 256, (6, 16, 16, 3), dtype=np.uint8)
+    video_io.write_video(tmp_path / "low.gif", low, fps=8)
+    out = tmp_path / "high.mp4"
+    assert run_cli("upscale", "--video", tmp_path / "low.gif", "--checkpoint", checkpoints["ssr"],
+                   "--out", out, "--window", 4, "--stride", 2, *STEPS) == 0
+    assert video_io.read_video(out).shape == (6, 32, 32, 3)
+    video_io.write_video(tmp_path / "wrong.gif", low[:, :8, :8], fps=8)
+    assert run_cli("upscale", "--video", tmp_path / "wrong.gif", "--checkpoint",
+                   checkpoints["ssr"], "--out", tmp_path / "never.mp4", *STEPS) == 2
+    error = capsys.readouterr().err
+    assert "lifts clips of 16x16 RGB frames" in error and "Traceback" not in error
+    assert not os.path.exists(tmp_path / "never.mp4")
+    assert run_cli("upscale", "--video", tmp_path / "low.gif", "--checkpoint", checkpoints["ssr"],
+                   "--out", tmp_path / "never.mp4", "--window", 7, *STEPS) == 2
+    assert "longer than the clip" in capsys.readouterr().err
 
 
 def test_evaluate_video_scores_two_prompts(checkpoints, tmp_path):

@@ -285,5 +285,5 @@ def test_ssr_paper_config_lifts_128_to_1024_and_matches_its_docstring(fast_traci
     count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
     stated = int(re.search(r"Parameters: ([\d,]+) in all", ssr_paper.__doc__)[1].replace(",", ""))
     assert abs(count - stated) <= 0.01 * stated, (count, stated)
-    assert model.video.spatial.unet.conv_in.kernel.shape[-2] == 6  # noisy + upsampled low-res clip
+    assert model.spatial.unet.conv_in.kernel.shape[-2] == 6  # noisy + upsampled low-res clip
     model.check_frame_count(config.data.num_frames)

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lumiere_jax.ssr import temporal_multidiffusion, window_starts
+from lumiere_jax.diffusion.multidiffusion import temporal_multidiffusion, window_starts
 
 
 def clip(frames, batch=2, side=3, seed=0):

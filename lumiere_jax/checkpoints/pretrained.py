@@ -1,5 +1,6 @@
-"""The pretrained parts a model starts from: the STUNet's frozen T2I backbone, the T2I's frozen
-text encoder. Both are exports (`checkpoints.exported`) whose config must match the model's."""
+"""The pretrained parts a model starts from: the frozen 2D backbone a STUNet inflates (a T2I
+export; an SR export for the SSR), the frozen text encoder of the 2D models. All are exports
+(`checkpoints.exported`) whose config must match the model's."""
 from __future__ import annotations
 
 import dataclasses
@@ -36,15 +37,18 @@ def exported_settings(export_dir: str, kind: str, what: str) -> ModelSettings:
 
 
 def load_backbone(stunet: STUNet, export_dir: str) -> None:
-    """Restores an exported T2I checkpoint into `stunet.spatial` (text encoder included)."""
-    found = exported_settings(export_dir, "t2i", "the STUNet needs an exported T2I ('t2i') model")
-    mismatch = (describe_mismatch(stunet.spatial.text_encoder.config, found.text_encoder,
-                                  "text_encoder")
-                + describe_mismatch(stunet.spatial.unet.config, found.unet, "unet"))
+    """Restores an exported 2D checkpoint of the spatial model's kind (T2I; SR for the SSR) into
+    `stunet.spatial` (text encoder included)."""
+    spatial = stunet.spatial
+    found = exported_settings(export_dir, spatial.kind, f"this video model inflates an exported "
+                              f"{spatial.kind!r} model")
+    mismatch = [line for name, config in spatial.part_configs().items()
+                for line in describe_mismatch(config, getattr(found, name), name)]
     if mismatch:
         raise CheckpointError(
             f"Backbone {export_dir!r} does not fit this STUNet's spatial model: "
-            + "; ".join(mismatch) + ". Set config.model.text_encoder/unet to the backbone's.")
+            + "; ".join(mismatch) + f". Set config.model.{'/'.join(spatial.part_configs())} to "
+            f"the backbone's.")
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, nnx.state(stunet.spatial, nnx.Param))
     nnx.update(stunet.spatial, restore_params(export_dir, abstract))
 

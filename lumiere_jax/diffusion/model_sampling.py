@@ -15,6 +15,7 @@ import numpy as np
 from flax import nnx
 
 from lumiere_jax.diffusion.guidance import classifier_free_guidance
+from lumiere_jax.diffusion.multidiffusion import temporal_multidiffusion, window_starts
 from lumiere_jax.diffusion.pixels import frames_to_model_range, to_uint8
 from lumiere_jax.diffusion.samplers import sample
 from lumiere_jax.diffusion.settings import DiffusionSettings
@@ -25,15 +26,25 @@ from lumiere_jax.text import tokenizer
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "shape", "schedule", "prediction", "steps",
                                                "sampler", "guidance", "dynamic_threshold",
-                                               "frame_correlation", "progress"))
+                                               "frame_correlation", "progress", "noise_aug",
+                                               "window", "stride"))
 def sample_model(graphdef, state, tokens, conditions, rng, *, shape, schedule, prediction, steps,
-                 sampler, guidance, dynamic_threshold, frame_correlation, progress):
+                 sampler, guidance, dynamic_threshold, frame_correlation, progress,
+                 noise_aug=None, window=None, stride=None):
     """x0 (shape) for `tokens` and the model's other `conditions` (a dict, in the model range),
     with classifier-free guidance (the conditional and the null prompt batched into one call of
-    the model per step; the other conditions are kept for both)."""
+    the model per step; the other conditions are kept for both).
+
+    A video model with `window` denoises overlapping windows of `window` frames, `stride` apart,
+    at every step and averages them per frame (temporal MultiDiffusion): its per-frame inputs
+    (e.g. the SSR's low-res clip) are cut into the same windows."""
     model = nnx.merge(graphdef, state)
+    condition_rng, rng = jax.random.split(rng)
+    conditions = model.prepare_conditions(conditions, condition_rng, noise_aug)
     cond = dict(model.encode_text(tokens), **conditions)
     denoise = lambda x_t, t, c: model.denoise(x_t, t, c)
+    if window is not None:
+        denoise = windowed(denoise, model.per_frame_inputs, window, stride)
     if guidance == 1.0:
         predict = lambda x_t, t: denoise(x_t, t, cond)
     else:
@@ -43,6 +54,19 @@ def sample_model(graphdef, state, tokens, conditions, rng, *, shape, schedule, p
     return sample(predict, shape, rng, schedule, steps=steps, sampler=sampler,
                   prediction=prediction, dynamic_threshold=dynamic_threshold,
                   frame_correlation=frame_correlation, progress=progress)
+
+
+def windowed(denoise, per_frame_inputs, window: int, stride: int):
+    """denoise(x_t, t, cond) over clips as the per-frame mean over overlapping windows."""
+    def over_windows(x_t, t, cond):
+        names = [name for name in per_frame_inputs if name in cond]
+
+        def one_window(x_window, *inputs):
+            return denoise(x_window, t, dict(cond, **dict(zip(names, inputs))))
+
+        return temporal_multidiffusion(one_window, (x_t, *[cond[name] for name in names]),
+                                       window, stride)
+    return over_windows
 
 
 def check_conditions(conditions: dict, expected: dict[str, tuple]) -> None:
@@ -74,23 +98,37 @@ class ModelSampler:
     def resolution(self) -> int:
         return self.model.resolution
 
-    def tokenize(self, prompts) -> np.ndarray:
-        return tokenizer.tokenize_batch(prompts, self.model.text_encoder.config.max_length)
+    def tokenize(self, prompts, allow_empty: bool = False) -> np.ndarray:
+        """Token ids (N, L) of the prompts; empty ones refused unless `allow_empty`."""
+        return tokenizer.tokenize_batch(prompts, self.model.text_encoder.config.max_length,
+                                        allow_empty=allow_empty)
 
     def sample(self, prompts, *, seed: int = 0, steps: int | None = None,
                guidance: float | None = None, sampler: str | None = None,
                frames: int | None = None, conditions: dict | None = None,
-               progress: bool = False) -> np.ndarray:
+               progress: bool = False, noise_aug: float | None = None,
+               window: int | None = None, stride: int | None = None,
+               allow_empty: bool = False) -> np.ndarray:
         """One sample per prompt: uint8 images (N, H, W, 3), or clips (N, T, H, W, 3) from a
-        video model (T = `frames`, default the training length; the whole clip in one pass).
+        video model (T = `frames`, default the training length; the whole clip in one pass, or
+        with `window` in overlapping windows of that many frames, `stride` apart (default half a
+        window), averaged at every step: temporal MultiDiffusion).
 
         `conditions`: the model's inputs besides the text (`conditioning_shapes`), as uint8
-        pixels, e.g. {"low_res": clips (N, T, h, w, 3)} for the SSR model."""
+        pixels, e.g. {"low_res": clips (N, T, h, w, 3)} for the SSR model, which noise-augments
+        them to `noise_aug` (default its config's). `allow_empty` lets a prompt be "" (the null
+        prompt, e.g. to upscale a clip that has no caption)."""
         defaults = self.sample_defaults
-        tokens = self.tokenize(prompts)
+        tokens = self.tokenize(prompts, allow_empty)
         if frames is None and self.model.is_video:
             frames = self.default_frames
         shape = self.model.input_shape(tokens.shape[0], None if frames is None else int(frames))
+        if window is not None:
+            if not self.model.is_video:
+                raise ValueError("window is for video models (temporal windows of a clip).")
+            window, stride = int(window), int(window // 2 if stride is None else stride)
+            window_starts(frames, window, stride)  # refuses windows that do not fit the clip
+            self.model.check_frame_count(window)
         conditions = dict(conditions or {})
         check_conditions(conditions, self.model.conditioning_shapes(tokens.shape[0], frames))
         conditions = {name: frames_to_model_range(np.asarray(value, np.uint8))
@@ -102,5 +140,7 @@ class ModelSampler:
             sampler=sampler or defaults.sampler,
             guidance=float(defaults.guidance if guidance is None else guidance),
             dynamic_threshold=defaults.dynamic_threshold or None,
-            frame_correlation=float(self.diffusion.frame_noise_correlation), progress=progress)
+            frame_correlation=float(self.diffusion.frame_noise_correlation), progress=progress,
+            noise_aug=None if noise_aug is None else float(noise_aug), window=window,
+            stride=stride)
         return to_uint8(x)

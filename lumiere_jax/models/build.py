@@ -5,7 +5,7 @@ from __future__ import annotations
 from flax import nnx
 
 from lumiere_jax.models.settings import ModelSettings
-from lumiere_jax.models.ssr import SuperResolution
+from lumiere_jax.models.sr import SuperResolution2D
 from lumiere_jax.models.stunet import STUNet
 from lumiere_jax.models.t2i import TextToImage
 from lumiere_jax.models.t5 import T5Pretrainer
@@ -19,9 +19,11 @@ def build_model(settings: ModelSettings, seed: int = 0) -> nnx.Module:
         return TextToImage(settings.text_encoder, settings.unet, rngs=rngs)
     if settings.kind == "stunet":
         return STUNet(settings.text_encoder, settings.unet, settings.temporal, rngs=rngs)
+    if settings.kind == "sr":
+        return SuperResolution2D(settings.text_encoder, settings.unet, settings.ssr, rngs=rngs)
     if settings.kind == "ssr":
-        return SuperResolution(settings.text_encoder, settings.unet, settings.temporal,
-                               settings.ssr, rngs=rngs)
+        return STUNet(settings.text_encoder, settings.unet, settings.temporal, rngs=rngs,
+                      ssr=settings.ssr)
     if settings.kind == "t5":
         return T5Pretrainer(settings.text_encoder, settings.decoder, rngs=rngs)
     if settings.kind == "text_encoder":

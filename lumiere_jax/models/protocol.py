@@ -1,8 +1,8 @@
 """The one small protocol every model kind declares, so callers never tell kinds apart by probing.
 
-T2I (`models.t2i.TextToImage`) is a `DiffusionModel`; the STUNet and the SSR model
-(`models.stunet.STUNet`, `models.ssr.SuperResolution`) are `VideoModel`s, which they declare with
-`is_video = True`. The trainer, the train step, the samplers and the pipeline use nothing else.
+T2I (`models.t2i.TextToImage`) and the 2D super-resolution model (`models.sr.SuperResolution2D`)
+are `DiffusionModel`s; the STUNet and the SSR (`models.stunet.STUNet` inflating either) are
+`VideoModel`s, which they declare with `is_video = True`. The trainer, the train step, the samplers and the pipeline use nothing else.
 """
 from __future__ import annotations
 
@@ -36,9 +36,14 @@ class DiffusionModel(Protocol):
     def encode_text(self, tokens: jax.Array) -> dict:
         """tokens (B, L) -> the condition dict that `denoise` reads."""
 
-    def condition_on(self, cond: dict, clean: jax.Array) -> dict:
+    def condition_on(self, cond: dict, clean: jax.Array, keys: jax.Array) -> dict:
         """Training: the condition plus the inputs of `conditioning_shapes`, derived from the
-        clean batch."""
+        clean batch; keys (B, 2) uint32: one random key per example (e.g. for augmentation)."""
+
+    def prepare_conditions(self, conditions: dict, rng: jax.Array,
+                           noise_aug: float | None = None) -> dict:
+        """Sampling: the given inputs of `conditions` (model range) made ready for `denoise`,
+        once (e.g. the SR models' noise augmentation to `noise_aug`)."""
 
     def denoise(self, x_t: jax.Array, t: jax.Array, cond: dict) -> jax.Array:
         """The model output (v or eps) for noisy inputs x_t at times t (B,)."""
@@ -49,6 +54,11 @@ class VideoModel(DiffusionModel, Protocol):
 
     def check_frame_count(self, frames: int, shards: int | None = None) -> None:
         """Refuses a clip length its temporal strides (and `shards` time shards) cannot divide."""
+
+    @property
+    def per_frame_inputs(self) -> tuple[str, ...]:
+        """Names of the conditions with one entry per frame (e.g. the SSR's `low_res`): cut into
+        the same temporal windows as the clip."""
 
     def shard_frames(self, frame_sharding: FrameSharding) -> None:
         """Splits clips over `frame_sharding`'s time axis in every later call."""

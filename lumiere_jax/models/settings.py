@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from lumiere_jax.models.ssr import SSRConfig, check_ssr_config
+from lumiere_jax.models.sr import SSRConfig, check_ssr_config
 from lumiere_jax.models.stunet import STUNetConfig
 from lumiere_jax.models.t2i import check_text_width
 from lumiere_jax.models.t5 import DecoderConfig
@@ -20,7 +20,8 @@ from lumiere_jax.settings import ConfigError, as_dict, from_config
 MODEL_KEYS = {
     "t2i": ("text_encoder", "unet", "text_checkpoint"),
     "stunet": ("text_encoder", "unet", "temporal", "backbone"),
-    "ssr": ("text_encoder", "unet", "temporal", "ssr"),
+    "sr": ("text_encoder", "unet", "ssr", "text_checkpoint"),
+    "ssr": ("text_encoder", "unet", "temporal", "ssr", "backbone"),
     "t5": ("text_encoder", "decoder"),
     "text_encoder": ("text_encoder",),
 }
@@ -33,8 +34,9 @@ SECTIONS = {"text_encoder": TextEncoderConfig, "unet": UNetConfig, "temporal": S
 class ModelSettings:
     """A model kind with the configs of the parts it has (None: a part this kind lacks).
 
-    `backbone` (STUNet) and `text_checkpoint` (T2I) name exported checkpoints whose weights
-    `checkpoints.pretrained` restores into the built model; "" keeps the random init.
+    `backbone` (STUNet: a T2I export; SSR: an SR export) and `text_checkpoint` (T2I, SR) name
+    exported checkpoints whose weights `checkpoints.pretrained` restores into the built model;
+    "" keeps the random init.
     """
     kind: str
     text_encoder: TextEncoderConfig

@@ -1,12 +1,14 @@
-"""Space-Time U-Net (STUNet): the T2I model inflated with temporal layers.
+"""Space-Time U-Net (STUNet): a 2D model inflated with temporal layers.
 
-The T2I model is the submodule `spatial` (its parameter paths are the T2I checkpoint's, prefixed
-by `spatial`). The STUNet does not copy the U-Net walk: it runs `spatial.unet` on the frames
+The 2D model is the submodule `spatial` (its parameter paths are its checkpoint's, prefixed by
+`spatial`): the T2I model (the base STUNet, kind "stunet"), or with `ssr=SSRConfig(...)` the 2D
+super-resolution model (Lumiere's SSR, kind "ssr"). The STUNet does not copy the U-Net walk: it runs `spatial.unet` on the frames
 folded into the batch and inserts its temporal layers through the walk's hook.
 
 Placement, for a U-Net with levels 0..L-1 (L-1 is the coarsest):
   - `down.{l}.{i}`, `up.{l}.{i}` for l < L-1 (res-block sites): TemporalConvBlock;
-  - `down.{L-1}.{i}`, `middle.{i}`, `up.{L-1}.{i}`: `temporal_attention_layers` TemporalAttentionBlocks;
+  - `down.{L-1}.{i}`, `middle.{i}`, `up.{L-1}.{i}`: `temporal_attention_layers` TemporalAttentionBlocks
+    (TemporalConvBlocks where that is 0, as in the SSR);
   - `down.{l}.downsample` for l in temporal_down_levels: TemporalDownsample (frames halve);
   - `up.{l+1}.upsample` for the same l: TemporalUpsample (frames double).
 Every skip saved on the way down therefore meets the same number of frames on the way up.
@@ -27,6 +29,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from lumiere_jax.models.sr import SSRConfig, SuperResolution2D
 from lumiere_jax.models.t2i import TextToImage, image_shape
 from lumiere_jax.models.text_encoder import TextEncoderConfig
 from lumiere_jax.models.unet2d import UNet2D, UNetConfig
@@ -42,7 +45,8 @@ class STUNetConfig:
 
     temporal_down_levels: U-Net levels whose spatial downsampling is followed by a temporal one;
       None means every level that has a spatial downsampling.
-    temporal_attention_layers: stacked temporal attention blocks at each coarsest-level site.
+    temporal_attention_layers: stacked temporal attention blocks at each coarsest-level site;
+      0 puts temporal conv blocks there too (no attention anywhere).
     text_pool: the temporal conv blocks read the text through a trainable attention pool of the
       frozen token features of their own (added to the conditioning embedding through a
       zero-initialised projection); False: only the spatial U-Net's pooled text.
@@ -63,8 +67,8 @@ class STUNetConfig:
             if len(set(levels)) != len(levels):
                 raise ValueError(f"temporal_down_levels repeats a level: {levels}.")
             object.__setattr__(self, "temporal_down_levels", levels)
-        if self.temporal_attention_layers < 1:
-            raise ValueError(f"temporal_attention_layers must be >= 1, got "
+        if self.temporal_attention_layers < 0:
+            raise ValueError(f"temporal_attention_layers must be >= 0, got "
                              f"{self.temporal_attention_layers}.")
         if self.temporal_conv_kernel < 1 or self.temporal_conv_kernel % 2 == 0:
             raise ValueError(f"temporal_conv_kernel must be odd and >= 1, got "
@@ -173,7 +177,7 @@ def walk_sites(unet: UNet2D) -> tuple[tuple[str, int], ...]:
     image = jnp.zeros((1, size, size, config.in_channels))
     context = jnp.zeros((1, 1, config.context_features))
     jax.eval_shape(lambda: unet(image, jnp.zeros((1,)), context, jnp.ones((1, 1), bool),
-                                hook=record))
+                                hook=record, emb=jnp.zeros((1, unet.emb_features))))
     return tuple(seen)
 
 
@@ -191,27 +195,28 @@ def count_frames_by_site(config: STUNetConfig, sites, num_levels: int, frames: i
 
 
 class STUNet(nnx.Module):
-    """Denoises whole clips (B, T, H, W, C): the frozen T2I per frame plus trainable temporal layers."""
+    """Denoises whole clips (B, T, H, W, C): the frozen 2D model per frame plus trainable temporal
+    layers. With `ssr` the 2D model is the super-resolution model (the "ssr" kind)."""
 
     trainable = TemporalParam
     is_video = True
 
     def __init__(self, text_config: TextEncoderConfig, unet_config: UNetConfig,
-                 config: STUNetConfig, *, rngs: nnx.Rngs):
-        self.spatial = TextToImage(text_config, unet_config, rngs=rngs)
+                 config: STUNetConfig, *, rngs: nnx.Rngs, ssr: SSRConfig | None = None):
+        self.spatial = (TextToImage(text_config, unet_config, rngs=rngs) if ssr is None else
+                        SuperResolution2D(text_config, unet_config, ssr, rngs=rngs))
         self.config = config.resolve(unet_config)
         self.num_levels = len(unet_config.channel_mult)
         sites = walk_sites(self.spatial.unet)
         self.sites = tuple(site for site, _ in sites)
-        emb_features = jax.eval_shape(
-            self.spatial.unet.embed, jnp.zeros((1,)), jnp.zeros((1, 1, unet_config.context_features)),
-            jnp.ones((1, 1), bool)).shape[-1]
+        emb_features = self.spatial.unet.emb_features
         kernel = self.config.temporal_conv_kernel
+        with_attention = self.config.temporal_attention_layers > 0
         convs, attention, downsamples, upsamples = {}, {}, {}, {}
         for site, channels in sites:
             level, kind = site_level_and_kind(site, self.num_levels)
             key = site_key(site)
-            if kind == "block" and level == self.num_levels - 1:
+            if kind == "block" and level == self.num_levels - 1 and with_attention:
                 attention[key] = nnx.List([
                     TemporalAttentionBlock(channels, self.config.num_heads,
                                            unet_config.context_features, rngs=rngs)
@@ -238,6 +243,11 @@ class STUNet(nnx.Module):
         self.frame_sharding = frame_sharding
 
     @property
+    def per_frame_inputs(self) -> tuple[str, ...]:
+        """The conditions that hold one entry per frame (cut with the clip into windows)."""
+        return self.spatial.per_frame_inputs
+
+    @property
     def text_encoder(self):
         """The (frozen) text encoder, where T2I code looks for it."""
         return self.spatial.text_encoder
@@ -256,9 +266,9 @@ class STUNet(nnx.Module):
         return shape[:1] + (frames,) + shape[1:]
 
     def conditioning_shapes(self, batch: int, frames: int | None = None) -> dict:
-        """No inputs besides the text."""
-        del batch, frames
-        return {}
+        """The 2D model's inputs besides the text, for clips of `frames` frames (the SSR's
+        low-res clip; none for the base STUNet)."""
+        return self.spatial.conditioning_shapes(batch, frames)
 
     def allowed_frame_counts(self, near: int = 0, count: int = 3) -> tuple[int, ...]:
         return allowed_frame_counts(self.config, near, count)
@@ -313,10 +323,15 @@ class STUNet(nnx.Module):
         """tokens (B, L) -> condition dict with `context` (B, L, C) and `mask` (B, L)."""
         return self.spatial.encode_text(tokens)
 
-    def condition_on(self, cond, clean):
-        """Nothing is derived from the clean clips."""
-        del clean
-        return cond
+    def condition_on(self, cond, clean, keys):
+        """Training: what the 2D model derives from the clean clips (B, T, H, W, C) (the SSR's
+        augmented low-res clip, one augmentation level per clip); keys (B, 2): one per clip."""
+        return self.spatial.condition_on(cond, clean, keys)
+
+    def prepare_conditions(self, conditions: dict, rng, noise_aug: float | None = None) -> dict:
+        """Sampling: the 2D model's preparation of the given inputs (the SSR's noise
+        augmentation of its low-res clip, to `noise_aug`)."""
+        return self.spatial.prepare_conditions(conditions, rng, noise_aug)
 
     def denoise(self, x_t, t, cond):
         """Model output (v or eps) for noisy clips x_t (B, T, H, W, C) at times t (B,)."""
@@ -326,7 +341,7 @@ class STUNet(nnx.Module):
         context, mask = cond["context"], cond["mask"]
         frames_at = self.frame_counts_by_site(frames)
         # One embedding per video: the walk repeats it (and the text) to each frame it holds.
-        emb = self.spatial.unet.embed(t, context, mask)
+        emb = self.spatial.embed(t, cond)
         temporal_emb = emb if self.temporal_text is None else emb + self.temporal_text(context, mask)
 
         def hook(site, h):
@@ -336,7 +351,10 @@ class STUNet(nnx.Module):
                                          layout)
             return einops.rearrange(video, "b t h w c -> (b t) h w c")
 
-        out = self.spatial.unet(einops.rearrange(x_t, "b t h w c -> (b t) h w c"), t, context,
+        fold = lambda video: einops.rearrange(video, "b t ... -> (b t) ...")
+        per_frame = {name: fold(value) if name in self.spatial.per_frame_inputs else value
+                     for name, value in cond.items()}
+        out = self.spatial.unet(self.spatial.unet_input(fold(x_t), per_frame), t, context,
                                 mask, hook=hook, emb=emb)
         return einops.rearrange(out, "(b t) h w c -> b t h w c", b=batch, t=frames)
 

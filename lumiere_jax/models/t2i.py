@@ -27,13 +27,19 @@ class TextToImage(nnx.Module):
 
     Trains the U-Net; the text encoder is pretrained (`models.t5`) and frozen."""
 
+    kind = "t2i"
     trainable = ALL_BUT_TEXT
     is_video = False
+    per_frame_inputs = ()
 
     def __init__(self, text_config: TextEncoderConfig, unet_config: UNetConfig, *, rngs: nnx.Rngs):
         check_text_width(text_config, unet_config)
         self.text_encoder = TextEncoder(text_config, rngs=rngs)
         self.unet = UNet2D(unet_config, rngs=rngs)
+
+    def part_configs(self) -> dict:
+        """The configs (by `config.model` section) an export of this model must match."""
+        return {"text_encoder": self.text_encoder.config, "unet": self.unet.config}
 
     @property
     def resolution(self) -> int:
@@ -56,10 +62,24 @@ class TextToImage(nnx.Module):
         context, mask = self.text_encoder(tokens)
         return {"context": context, "mask": mask}
 
-    def condition_on(self, cond, clean):
+    def condition_on(self, cond, clean, keys):
         """Nothing is derived from the clean images."""
-        del clean
+        del clean, keys
         return cond
+
+    def prepare_conditions(self, conditions: dict, rng, noise_aug: float | None = None) -> dict:
+        """No inputs besides the text to prepare."""
+        del rng, noise_aug
+        return conditions
+
+    def embed(self, t, cond: dict):
+        """The U-Net's conditioning embedding: diffusion time and pooled text."""
+        return self.unet.embed(t, cond["context"], cond["mask"])
+
+    def unet_input(self, x_t, cond: dict):
+        """The U-Net reads the noisy images alone."""
+        del cond
+        return x_t
 
     def denoise(self, x_t, t, cond, hook=identity_hook):
         """Model output (v or eps) for noisy images x_t (B, H, W, C) at times t (B,)."""

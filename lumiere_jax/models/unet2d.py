@@ -64,6 +64,9 @@ class UNetConfig:
     # Side of the pixel patches folded into channels before the first block (simple diffusion's
     # space-to-depth stem): 1 = none; 2 runs every level at half the side, a quarter of the cost.
     patch_size: int = 1
+    # Super-resolution U-Nets are also told the noise-augmentation level of their low-res input
+    # (embedded like the diffusion time and added to the conditioning embedding).
+    aug_conditioning: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "channel_mult", tuple(self.channel_mult))
@@ -120,12 +123,16 @@ class UNet2D(nnx.Module):
         self.config = config
         base = config.base_channels
         emb = 4 * base
+        self.emb_features = emb
         widths = [base * m for m in config.channel_mult]
         self.time_mlp_in = named_axes(nnx.Linear(base, emb, rngs=rngs), EMBED, MLP)
         self.time_mlp_out = named_axes(nnx.Linear(emb, emb, rngs=rngs), MLP, EMBED)
         self.text_pool = AttentionPool(config.context_features, config.num_heads, rngs=rngs)
         self.text_to_emb = named_axes(nnx.Linear(config.context_features, emb, rngs=rngs),
                                       EMBED, MLP)
+        if config.aug_conditioning:
+            self.aug_mlp_in = named_axes(nnx.Linear(base, emb, rngs=rngs), EMBED, MLP)
+            self.aug_mlp_out = named_axes(nnx.Linear(emb, emb, rngs=rngs), MLP, EMBED)
         patch_area = config.patch_size ** 2
         self.conv_in = named_axes(nnx.Conv(config.in_channels * patch_area, base, (3, 3), rngs=rngs),
                                   *conv_axes(2))
@@ -171,11 +178,19 @@ class UNet2D(nnx.Module):
             raise ValueError(f"Unknown remat policy {policy!r}; allowed: {REMAT_POLICIES}.")
         self.remat = policy
 
-    def embed(self, t, context, context_mask):
-        """Conditioning embedding: diffusion time plus attention-pooled text, (B, 4 * base)."""
-        h = sinusoidal_embedding(t, self.config.base_channels)
-        h = self.time_mlp_out(jax.nn.silu(self.time_mlp_in(h)))
-        return h + self.text_to_emb(self.text_pool(context, context_mask))
+    def embed(self, t, context, context_mask, aug_level=None):
+        """Conditioning embedding: diffusion time plus attention-pooled text (plus, with
+        `aug_conditioning`, the low-res input's augmentation level (B,)), (B, 4 * base)."""
+        if (aug_level is None) == self.config.aug_conditioning:
+            raise ValueError("aug_level is needed by, and only by, a U-Net with "
+                             "aug_conditioning=True (a super-resolution U-Net).")
+        base = self.config.base_channels
+        h = self.time_mlp_out(jax.nn.silu(self.time_mlp_in(sinusoidal_embedding(t, base))))
+        h = h + self.text_to_emb(self.text_pool(context, context_mask))
+        if aug_level is not None:
+            aug = sinusoidal_embedding(aug_level, base)
+            h = h + self.aug_mlp_out(jax.nn.silu(self.aug_mlp_in(aug)))
+        return h
 
     def __call__(self, x, t, context, context_mask, *, hook: Hook = identity_hook, emb=None):
         """x: (N, H, W, C_in); t: (N,); context: (N, L, C_ctx); context_mask: (N, L) -> (N, H, W, C_out).

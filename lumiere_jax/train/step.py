@@ -45,8 +45,11 @@ def draw_step_randomness(rng, batch, settings: DiffusionSettings) -> dict:
     the batch into micro-batches changes nothing): which prompts are dropped, t, and the noise."""
     drop_rng, time_rng, noise_rng = jax.random.split(rng, 3)
     batch_size = batch["tokens"].shape[0]
+    condition_keys = jax.random.split(jax.random.fold_in(rng, 3), batch_size)
     return {
         "dropped": jax.random.bernoulli(drop_rng, settings.cond_drop_prob, (batch_size,)),
+        # One key per example for what the model derives from the clean batch (condition_on).
+        "condition_keys": jax.random.key_data(condition_keys),
         "t": training_times(time_rng, batch_size, settings),
         "eps": gaussian_noise(jax.random.split(noise_rng)[1], batch["frames"].shape,
                               settings.frame_noise_correlation),
@@ -82,7 +85,8 @@ def make_train_step(graphdef: nnx.GraphDef, diffusion_settings: DiffusionSetting
                                              null_tokens(batch["tokens"].shape[1]))
         cond = model.encode_text(tokens)
         x0 = frames_to_model_range(batch["frames"])
-        cond = model.condition_on(cond, x0.astype(dtype))  # e.g. super-resolution: the low-res clip
+        # e.g. super-resolution: the low-res input, noise-augmented
+        cond = model.condition_on(cond, x0.astype(dtype), batch["condition_keys"])
         schedule = diffusion_settings.noise_schedule()
         denoise = lambda x_t, t: model.denoise(x_t.astype(dtype), t, cond).astype(jnp.float32)
         losses, _ = diffusion.diffusion_loss(denoise, x0, None, schedule,

@@ -1,0 +1,46 @@
+"""The shapes SSR: the frozen 2D SR model (configs/sr_shapes.py) inflated with temporal conv
+blocks at every site (no temporal resampling, no temporal attention), trained on 8-frame windows
+of 64 px clips; sampling runs it over overlapping windows of a whole clip (MultiDiffusion).
+
+`--config configs/ssr_shapes.py:backbone=DIR` inflates the SR export DIR (its U-Net, SR section
+and schedule are read from it; default the shipped `sr_shapes`); `:variant=tiny` inflates a
+random tiny SR (4-frame 16 px clips; used by tests).
+"""
+from configs import sr_shapes
+from configs.common import parse_arg, parse_variant, shipped
+from lumiere_jax.checkpoints.exported import read_exported_config
+
+VARIANTS = ("base", "tiny")
+SHIPPED_SR = shipped("sr_shapes")
+
+
+def get_config(arg=None):
+    variant = parse_variant(arg, VARIANTS)
+    backbone_dir = parse_arg(arg).get("backbone", SHIPPED_SR)
+    if variant == "tiny" and backbone_dir != SHIPPED_SR:
+        raise ValueError("variant=tiny inflates a random tiny SR model; backbone=... needs the "
+                         "base variant.")
+    config = sr_shapes.get_config(f"variant={variant}")
+    spatial = config.model
+    if variant == "base":
+        backbone = read_exported_config(backbone_dir)
+        spatial = backbone.model
+        for key in ("schedule", "schedule_shift", "prediction"):
+            config.diffusion[key] = backbone.diffusion[key]
+    config.model = dict(
+        kind="ssr",
+        text_encoder=spatial.text_encoder.to_dict(),
+        unet=spatial.unet.to_dict(),
+        ssr=spatial.ssr.to_dict(),
+        temporal=dict(temporal_down_levels=(), temporal_attention_layers=0,
+                      temporal_conv_kernel=3, num_heads=4, text_pool=False,
+                      temporal_conv_spatial_kernel=1),
+        backbone=backbone_dir if variant == "base" else "",
+    )
+    config.data.update(mode="clips", num_frames=8, batch_size=4)
+    config.optim.update(learning_rate=5e-4, warmup_steps=50, total_steps=1000)
+    if variant == "tiny":
+        config.model.temporal.update(num_heads=2)
+        config.data.update(num_frames=4, batch_size=2)
+        config.optim.update(warmup_steps=2, total_steps=20)
+    return config
