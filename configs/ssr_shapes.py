@@ -7,26 +7,16 @@ and schedule are read from it; default the shipped `sr_shapes`); `:variant=tiny`
 random tiny SR (4-frame 16 px clips; used by tests).
 """
 from configs import sr_shapes
-from configs.common import parse_arg, parse_variant, shipped
-from lumiere_jax.checkpoints.exported import read_exported_config
+from configs.common import inflate, shipped
 
 VARIANTS = ("base", "tiny")
 SHIPPED_SR = shipped("sr_shapes")
 
 
 def get_config(arg=None):
-    variant = parse_variant(arg, VARIANTS)
-    backbone_dir = parse_arg(arg).get("backbone", SHIPPED_SR)
-    if variant == "tiny" and backbone_dir != SHIPPED_SR:
-        raise ValueError("variant=tiny inflates a random tiny SR model; backbone=... needs the "
-                         "base variant.")
-    config = sr_shapes.get_config(f"variant={variant}")
+    variant, backbone_dir, config = inflate(
+        arg, VARIANTS, SHIPPED_SR, lambda v: sr_shapes.get_config(f"variant={v}"))
     spatial = config.model
-    if variant == "base":
-        backbone = read_exported_config(backbone_dir)
-        spatial = backbone.model
-        for key in ("schedule", "schedule_shift", "prediction"):
-            config.diffusion[key] = backbone.diffusion[key]
     config.model = dict(
         kind="ssr",
         text_encoder=spatial.text_encoder.to_dict(),
@@ -35,7 +25,7 @@ def get_config(arg=None):
         temporal=dict(temporal_down_levels=(), temporal_attention_layers=0,
                       temporal_conv_kernel=3, num_heads=4, text_pool=False,
                       temporal_conv_spatial_kernel=1),
-        backbone=backbone_dir if variant == "base" else "",
+        backbone=backbone_dir,
     )
     config.data.update(mode="clips", num_frames=8, batch_size=4)
     config.optim.update(learning_rate=5e-4, warmup_steps=50, total_steps=1000)

@@ -5,28 +5,16 @@ T2I) or `:variant=tiny` (random tiny backbone, 4-frame 16x16 clips; used by test
 export may be inflated with `:backbone=DIR` (its spatial model and schedule are read from it).
 """
 from configs import t2i_shapes
-from configs.common import parse_arg, parse_variant, shipped
-from lumiere_jax.checkpoints.exported import read_exported_config
+from configs.common import inflate, shipped
 
 VARIANTS = ("base", "tiny")
 SHIPPED_T2I = shipped("t2i_shapes")
 
 
 def get_config(arg=None):
-    variant = parse_variant(arg, VARIANTS)
-    backbone_dir = parse_arg(arg).get("backbone", SHIPPED_T2I)
-    if variant == "tiny" and backbone_dir != SHIPPED_T2I:
-        raise ValueError("variant=tiny inflates a random tiny backbone; backbone=... needs the "
-                         "base variant.")
-    config = t2i_shapes.get_config(f"variant={variant}")
+    variant, backbone_dir, config = inflate(
+        arg, VARIANTS, SHIPPED_T2I, lambda v: t2i_shapes.get_config(f"variant={v}"))
     spatial = config.model
-    if variant == "base":
-        # The frozen backbone fixes the spatial model and the noise schedule its time embedding
-        # was trained on, so both are read from the backbone's own config.
-        backbone = read_exported_config(backbone_dir)
-        spatial = backbone.model
-        for key in ("schedule", "schedule_shift", "prediction"):
-            config.diffusion[key] = backbone.diffusion[key]
     config.model = dict(
         kind="stunet",
         text_encoder=spatial.text_encoder.to_dict(),
@@ -37,7 +25,7 @@ def get_config(arg=None):
                       temporal_attention_layers=2,
                       temporal_conv_kernel=3, num_heads=4, text_pool=True,
                       temporal_conv_spatial_kernel=1),
-        backbone=backbone_dir if variant == "base" else "",
+        backbone=backbone_dir,
     )
     # Noise correlated across a clip's frames (diffusion.noise); 0 = independent per frame.
     config.diffusion.frame_noise_correlation = 0.0

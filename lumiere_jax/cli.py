@@ -9,6 +9,7 @@ import time
 
 from lumiere_jax.checkpoints.exported import CheckpointError
 from lumiere_jax.data import video_io
+from lumiere_jax.eval.ssr_eval import evaluate_ssr
 from lumiere_jax.eval.t2i_eval import evaluate_t2i
 from lumiere_jax.eval.video_eval import evaluate_video
 from lumiere_jax.pipeline import CascadePipeline, LumierePipeline, low_res_side, upscale
@@ -120,6 +121,18 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate-video", help="Score a video model with the shapes evaluator on split captions.")
     _add_evaluation_flags(evaluate_video, num=128, batch=16)
     _add_sampling_flags(evaluate_video, video=True)
+
+    evaluate_ssr_parser = commands.add_parser(
+        "evaluate-ssr", help="Score an SSR model on ground-truth clips shrunk to its input size: "
+                             "seams at window boundaries, PSNR, evaluator accuracies.")
+    _add_evaluation_flags(evaluate_ssr_parser, num=32, batch=8)
+    evaluate_ssr_parser.add_argument("--checkpoint", default=None,
+                                     help="Exported SSR checkpoint or workdir (default: shipped).")
+    evaluate_ssr_parser.add_argument("--seed", type=int, default=0)
+    evaluate_ssr_parser.add_argument("--steps", type=int, default=None)
+    evaluate_ssr_parser.add_argument("--frames", type=int, default=16,
+                                     help="Clip length (a multiple of --window).")
+    _add_window_flags(evaluate_ssr_parser)
     return parser
 
 
@@ -279,7 +292,21 @@ def run_evaluate_video(args) -> None:
     _run_evaluation(args, evaluate_video)
 
 
+def run_evaluate_ssr(args) -> None:
+    for name in ("num", "batch", "steps", "frames"):
+        _check_positive(name, getattr(args, name))
+    _check_window_flags(args)
+    ssr = _load_ssr(args.checkpoint)
+    window = args.window or ssr.default_frames
+    scores = evaluate_ssr(ssr, low_res_side(ssr), num=args.num, batch=args.batch,
+                          split=args.split, seed=args.seed, frames=args.frames, window=window,
+                          stride=args.stride or window // 2, steps=args.steps,
+                          noise_aug=args.noise_aug)
+    _report_scores(scores, args.json)
+
+
 COMMANDS = {"sample-image": run_sample_image, "sample": run_sample, "upscale": run_upscale,
+            "evaluate-ssr": run_evaluate_ssr,
             "evaluate-t2i": run_evaluate_t2i, "evaluate-video": run_evaluate_video}
 
 

@@ -156,6 +156,16 @@ def test_upscale_lifts_a_clip_file_and_refuses_the_wrong_size(checkpoints, tmp_p
     assert "longer than the clip" in capsys.readouterr().err
 
 
+def test_evaluate_ssr_writes_seams_psnr_and_accuracies(checkpoints, tmp_path):
+    out = tmp_path / "ssr.json"
+    assert run_cli("evaluate-ssr", "--checkpoint", checkpoints["ssr"], "--num", 2, "--batch", 2,
+                   "--frames", 8, "--window", 4, "--stride", 2, "--json", out, *STEPS) == 0
+    scores = json.loads(out.read_text())
+    assert (scores["num"], scores["window"], scores["stride"]) == (2, 4, 2)
+    assert {"seam_overlap", "seam_separate", "psnr_overlap", "psnr_bilinear", "ssr_shape",
+            "input_shape"} <= set(scores)
+
+
 def test_evaluate_video_scores_two_prompts(checkpoints, tmp_path):
     out = tmp_path / "scores.json"
     code = run_cli("evaluate-video", "--checkpoint", checkpoints["stunet"], "--num", 2,

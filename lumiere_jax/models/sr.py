@@ -20,9 +20,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from lumiere_jax.models.t2i import ALL_BUT_TEXT, check_text_width, image_shape
-from lumiere_jax.models.text_encoder import TextEncoder, TextEncoderConfig
-from lumiere_jax.models.unet2d import UNet2D, UNetConfig, identity_hook
+from lumiere_jax.models.t2i import TextToImage
+from lumiere_jax.models.text_encoder import TextEncoderConfig
+from lumiere_jax.models.unet2d import UNetConfig, identity_hook
 
 LOW_RES = "low_res"
 AUG_LEVEL = "aug_level"
@@ -73,50 +73,30 @@ def augment(low_res: jax.Array, level: jax.Array, eps: jax.Array) -> jax.Array:
     return jnp.cos(angle) * low_res + jnp.sin(angle) * eps.astype(low_res.dtype)
 
 
-class SuperResolution2D(nnx.Module):
-    """Text encoder (frozen, pretrained) + an SR U-Net (6 input channels, told the augmentation
-    level). Works on images (B, H, W, C) and, for the inflated SSR, on clips (B, T, H, W, C):
-    its conditioning is per example, its low-res input per image."""
+class SuperResolution2D(TextToImage):
+    """The T2I model's parts (frozen pretrained text encoder, U-Net) as an SR model: the U-Net
+    reads 6 channels and is told the augmentation level. Works on images (B, H, W, C) and, for
+    the inflated SSR, on frames folded into the batch: its conditioning is per example, its
+    low-res input per image."""
 
     kind = "sr"
-    trainable = ALL_BUT_TEXT
-    is_video = False
     per_frame_inputs = (LOW_RES,)
 
     def __init__(self, text_config: TextEncoderConfig, unet_config: UNetConfig,
                  ssr_config: SSRConfig, *, rngs: nnx.Rngs):
-        check_text_width(text_config, unet_config)
         check_ssr_config(ssr_config, unet_config)
+        super().__init__(text_config, unet_config, rngs=rngs)
         self.ssr_config = ssr_config
-        self.text_encoder = TextEncoder(text_config, rngs=rngs)
-        self.unet = UNet2D(unet_config, rngs=rngs)
 
     def part_configs(self) -> dict:
         """The configs (by `config.model` section) an export of this model must match."""
-        return {"text_encoder": self.text_encoder.config, "unet": self.unet.config,
-                "ssr": self.ssr_config}
-
-    @property
-    def resolution(self) -> int:
-        """Side of the images it outputs."""
-        return self.unet.config.resolution
-
-    def input_shape(self, batch: int, frames: int | None = None) -> tuple[int, ...]:
-        """(B, H, W, 3): the noisy high-resolution image."""
-        if frames is not None:
-            raise ValueError("frames is only for video models; this is an image model.")
-        return image_shape(batch, self.resolution, self.unet.config.out_channels)
+        return dict(super().part_configs(), ssr=self.ssr_config)
 
     def conditioning_shapes(self, batch: int, frames: int | None = None) -> dict:
         """`low_res`: the images (or clips, given `frames`) to upsample."""
         side = self.ssr_config.low_resolution
         leading = (batch,) if frames is None else (batch, frames)
         return {LOW_RES: leading + (side, side, self.unet.config.out_channels)}
-
-    def encode_text(self, tokens):
-        """tokens (B, L) -> condition dict with `context` (B, L, C) and `mask` (B, L)."""
-        context, mask = self.text_encoder(tokens)
-        return {"context": context, "mask": mask}
 
     def condition_on(self, cond: dict, clean: jax.Array, keys: jax.Array) -> dict:
         """Training: cond plus `low_res`, the clean batch shrunk to the low resolution and
