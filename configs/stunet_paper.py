@@ -38,6 +38,9 @@ def get_config(arg=None):
     config.data.update(resolution=128, num_frames=80, mode="clips", batch_size=64)
     config.optim.update(learning_rate=1e-4, warmup_steps=5000, total_steps=300_000,
                         ema_decay=0.9999)
+    # What the ahead-of-time plans show a 16 GiB v5e chip needs (docs/scaling.md): block remat,
+    # bf16 compute, and bf16 storage of the frozen backbone and text encoder.
+    config.compute.update(remat="block", dtype="bfloat16", frozen_dtype="bfloat16")
     config.mesh.update(data=-1, fsdp=1, time=1)
     config.checkpoint.update(every_steps=2000, max_to_keep=3)
     config.log.update(every_steps=100)

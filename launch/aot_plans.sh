@@ -49,11 +49,12 @@ plan() {  # plan NAME CONFIG TOPOLOGY CHIPS TIME CLIPS_PER_ROW [config overrides
   fi
 }
 
-# Every plan uses the memory switches the paper configs need (rematerialised blocks, bf16 compute
-# with f32 weights and optimizer state); weights and optimizer state are split over the 16 chips
-# of a group (fsdp x time = 16), groups hold different clips (data). An 80-frame clip splits over
+# Every plan uses the memory switches the paper configs need and default to (rematerialised
+# blocks, bf16 compute, bf16 storage of the frozen weights; trained weights and optimizer state
+# stay f32); weights and optimizer state are split over the 16 chips of a group (fsdp x time = 16), groups hold different clips (data). An 80-frame clip splits over
 # up to 8 time shards: levels whose frames do not split (20 / 4 = 5 at 32 px) run gathered.
-SWITCHES=(--config.compute.remat=block --config.compute.dtype=bfloat16)
+SWITCHES=(--config.compute.remat=block --config.compute.dtype=bfloat16
+          --config.compute.frozen_dtype=bfloat16)
 declare -A TOPOLOGIES=(
   [v5e]="v5e:4x4 v5e:8x8 v5e:16x16"
   [v5p]="v5p:2x2x4 v5p:4x4x4 v5p:4x8x8"
