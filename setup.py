@@ -42,7 +42,7 @@ setuptools.setup(
         "importlib_resources",
     ],
     extras_require={
-        "dev": ["pytest>=9"],
+        "dev": ["pytest>=9", "pytest-xdist>=3.6"],  # xdist: the suite runs on every core (tests/conftest.py)
         "tpu": ["jax[tpu]"],  # the libtpu this jax was released with (TPU runtime and AOT compiler)
     },
     entry_points={"console_scripts": ["lumiere-jax=lumiere_jax.cli:main"]},
