@@ -16,6 +16,7 @@ from lumiere_jax.checkpoints.pretrained import load_text_encoder
 from lumiere_jax.data import shapes, tfds_shapes
 from lumiere_jax.diffusion.pixels import frames_to_model_range
 from lumiere_jax.eval import shapes_evaluator, text_probe
+from lumiere_jax.eval.ssr_eval import ground_truth, psnr
 from lumiere_jax.models.text_encoder import TextEncoder, TextEncoderConfig
 from lumiere_jax.pipeline import LumierePipeline
 from lumiere_jax.settings import from_config
@@ -109,3 +110,27 @@ def test_stunet_config_trains_on_the_shipped_backbone_with_its_schedule():
     loaded, _ = io.load_exported(T2I)
     np.testing.assert_array_equal(model.spatial.unet.conv_in.kernel.value,
                                   loaded.unet.conv_in.kernel.value)
+
+
+def lift_with_true_and_swapped_inputs(pipeline, frames):
+    """PSNR of the shipped SR / SSR output against its own ground truth and against the truth
+    of the input it was not given (inputs rolled by one), for validation clips."""
+    side = pipeline.model.conditioning_shapes(1, frames)["low_res"][-2]
+    captions, _, truth, low_res = ground_truth("validation", 4, pipeline.resolution, side, frames)
+    lifted = pipeline.sample([""] * 4, seed=0, steps=10, frames=frames, allow_empty=True,
+                             conditions={"low_res": low_res})
+    own = [psnr(lifted[i], truth[i]) for i in range(4)]
+    other = [psnr(lifted[i], truth[(i + 1) % 4]) for i in range(4)]
+    return np.asarray(own), np.asarray(other)
+
+
+@pytest.mark.parametrize("name,frames", [("sr_shapes", None), ("ssr_shapes", 8)])
+def test_the_shipped_super_resolution_follows_its_low_res_input(name, frames):
+    """Without a caption, each output is far closer to the clip its input was shrunk from than
+    to another clip: the model lifts its input rather than drawing from the prior."""
+    path = os.path.join(WEIGHTS_DIR, name)
+    if not os.path.isdir(path):
+        pytest.skip(f"{name} is not shipped")
+    own, other = lift_with_true_and_swapped_inputs(LumierePipeline.from_checkpoint(path), frames)
+    assert np.all(own > other + 4.0), (own, other)
+    assert own.mean() > 18.0, own

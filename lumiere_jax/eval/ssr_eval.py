@@ -25,8 +25,9 @@ ATTRIBUTES = ("colour", "shape", "size", "background", "motion", "speed")
 def boundary_pairs(num_frames: int, window: int, stride: int) -> np.ndarray:
     """(T - 1,) bool: whether frames t and t + 1 are covered by different sets of windows (a
     window ends at t or starts at t + 1), i.e. the pair straddles a window boundary."""
-    covers = np.zeros((len(window_starts(num_frames, window, stride)), num_frames), bool)
-    for row, start in enumerate(window_starts(num_frames, window, stride)):
+    starts = window_starts(num_frames, window, stride)
+    covers = np.zeros((len(starts), num_frames), bool)
+    for row, start in enumerate(starts):
         covers[row, start:start + window] = True
     return np.any(covers[:, 1:] != covers[:, :-1], axis=0)
 
