@@ -18,7 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lumiere_jax.diffusion.multidiffusion import temporal_multidiffusion, window_starts
+from lumiere_jax.diffusion.model_sampling import windowed
+from lumiere_jax.diffusion.multidiffusion import window_starts
 from lumiere_jax.diffusion.pixels import frames_to_model_range
 from lumiere_jax.pipeline import LumierePipeline
 
@@ -27,17 +28,10 @@ GIB = 2.0 ** 30
 
 def step_functions(model, window: int, stride: int, chunks: tuple[int, ...]) -> dict:
     """name -> f(x_t, t, cond): the whole-clip denoiser and its windowed variants."""
-    def windowed(chunk):
-        def denoise(x_t, t, cond):
-            def one_window(x_window, low_res):
-                return model.denoise(x_window, t, dict(cond, low_res=low_res))
-            return temporal_multidiffusion(one_window, (x_t, cond["low_res"]), window, stride,
-                                           chunk=chunk)
-        return denoise
-
     functions = {"whole clip": model.denoise}
     for chunk in chunks:
-        functions[f"windows, {'all in one vmap' if chunk == 0 else f'{chunk} at a time'}"] = windowed(chunk)
+        name = f"windows, {'all in one vmap' if chunk == 0 else f'{chunk} at a time'}"
+        functions[name] = windowed(model.denoise, model.per_frame_inputs, window, stride, chunk)
     return functions
 
 

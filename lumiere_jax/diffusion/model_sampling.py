@@ -56,8 +56,9 @@ def sample_model(graphdef, state, tokens, conditions, rng, *, shape, schedule, p
                   frame_correlation=frame_correlation, progress=progress)
 
 
-def windowed(denoise, per_frame_inputs, window: int, stride: int):
-    """denoise(x_t, t, cond) over clips as the per-frame mean over overlapping windows."""
+def windowed(denoise, per_frame_inputs, window: int, stride: int, chunk: int = 0):
+    """denoise(x_t, t, cond) over clips as the per-frame mean over overlapping windows (all in
+    one vmap, or `chunk` windows at a time)."""
     def over_windows(x_t, t, cond):
         names = [name for name in per_frame_inputs if name in cond]
 
@@ -65,7 +66,7 @@ def windowed(denoise, per_frame_inputs, window: int, stride: int):
             return denoise(x_window, t, dict(cond, **dict(zip(names, inputs))))
 
         return temporal_multidiffusion(one_window, (x_t, *[cond[name] for name in names]),
-                                       window, stride)
+                                       window, stride, chunk=chunk)
     return over_windows
 
 
