@@ -9,7 +9,7 @@ import time
 
 from lumiere_jax.checkpoints.exported import CheckpointError
 from lumiere_jax.data import video_io
-from lumiere_jax.eval.ssr_eval import evaluate_ssr
+from lumiere_jax.eval.ssr_eval import evaluate_sr_fidelity, evaluate_ssr
 from lumiere_jax.eval.t2i_eval import evaluate_t2i
 from lumiere_jax.eval.video_eval import evaluate_video
 from lumiere_jax.pipeline import CascadePipeline, LumierePipeline, low_res_side, upscale
@@ -48,6 +48,9 @@ def _add_window_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--noise-aug", type=float, default=None,
                         help="Noise-augmentation level of the SSR's low-res input, in [0, 1] "
                              "(default: its config's).")
+    parser.add_argument("--window-chunk", type=int, default=0,
+                        help="Windows denoised at a time: 0 = all in one vmap (fastest), k > 0 "
+                             "= k at a time (peak memory of k windows, for long clips).")
 
 
 def _add_grid_flags(parser: argparse.ArgumentParser, num: int, what: str) -> None:
@@ -133,6 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_ssr_parser.add_argument("--frames", type=int, default=16,
                                      help="Clip length (a multiple of --window).")
     _add_window_flags(evaluate_ssr_parser)
+
+    evaluate_sr_parser = commands.add_parser(
+        "evaluate-sr", help="Score a 2D super-resolution (SR) model on ground-truth frames "
+                            "shrunk to its input size: PSNR against bilinear, evaluator "
+                            "accuracies.")
+    _add_evaluation_flags(evaluate_sr_parser, num=128, batch=64)
+    evaluate_sr_parser.add_argument("--checkpoint", default=None,
+                                    help="Exported SR checkpoint or workdir (default: shipped).")
+    evaluate_sr_parser.add_argument("--seed", type=int, default=0)
+    evaluate_sr_parser.add_argument("--steps", type=int, default=None,
+                                    help="Denoising steps (default: config).")
     return parser
 
 
@@ -171,11 +185,24 @@ def _load_ssr(checkpoint: str | None) -> LumierePipeline:
     return pipeline
 
 
+def _load_sr(checkpoint: str | None) -> LumierePipeline:
+    """The 2D SR pipeline (default: the shipped one), refused if the checkpoint holds another
+    kind."""
+    pipeline = LumierePipeline.from_checkpoint(checkpoint, default="sr")
+    if pipeline.is_video or "low_res" not in pipeline.model.conditioning_shapes(1):
+        raise CheckpointError(f"{checkpoint!r} does not hold a 2D super-resolution (SR) model; "
+                              f"`lumiere-jax evaluate-ssr` scores video SSR models.")
+    return pipeline
+
+
 def _check_window_flags(args) -> None:
     _check_positive("window", args.window)
     _check_positive("stride", args.stride)
     if args.noise_aug is not None and not 0.0 <= args.noise_aug <= 1.0:
         raise ValueError(f"--noise-aug must be in [0, 1], got {args.noise_aug}.")
+    if args.window_chunk < 0:
+        raise ValueError(f"--window-chunk must be 0 (all windows at once) or a positive number "
+                         f"of windows, got {args.window_chunk}.")
     if args.window and args.stride and args.stride > args.window:
         raise ValueError(f"--stride {args.stride} must be at most --window {args.window}: a "
                          f"larger stride leaves frames no window covers.")
@@ -237,7 +264,7 @@ def run_sample(args) -> None:
         prompts = [p for p in args.prompt for _ in range(args.num)]
         clips = cascade.upscale(prompts, clips, seed=args.seed, steps=args.ssr_steps,
                                 window=args.window, stride=args.stride, noise_aug=args.noise_aug,
-                                progress=True)
+                                window_chunk=args.window_chunk, progress=True)
     video_io.write_video(args.out, _viewing_grid(clips, args), fps=args.fps)
     print(f"Wrote {len(clips)} clip(s) of {clips.shape[1]} frames to {args.out} at {args.fps:g} fps.")
     if args.xt_slice:
@@ -257,7 +284,7 @@ def run_upscale(args) -> None:
     start = time.perf_counter()
     clip = upscale(ssr, [args.prompt], low_res[None], seed=args.seed, steps=args.steps,
                    window=args.window, stride=args.stride, noise_aug=args.noise_aug,
-                   progress=True)[0]
+                   window_chunk=args.window_chunk, progress=True)[0]
     video_io.write_video(args.out, clip, fps=args.fps)
     print(f"Wrote {clip.shape[0]} frames of {clip.shape[1]}x{clip.shape[2]} to {args.out} in "
           f"{time.perf_counter() - start:.1f} s.")
@@ -301,12 +328,22 @@ def run_evaluate_ssr(args) -> None:
     scores = evaluate_ssr(ssr, low_res_side(ssr), num=args.num, batch=args.batch,
                           split=args.split, seed=args.seed, frames=args.frames, window=window,
                           stride=args.stride or window // 2, steps=args.steps,
-                          noise_aug=args.noise_aug)
+                          noise_aug=args.noise_aug, window_chunk=args.window_chunk)
     _report_scores(scores, args.json)
 
 
+def run_evaluate_sr(args) -> None:
+    for name in ("num", "batch", "steps"):
+        _check_positive(name, getattr(args, name))
+    sr = _load_sr(args.checkpoint)
+    low_res = sr.model.conditioning_shapes(1)["low_res"][-2]
+    scores = evaluate_sr_fidelity(sr, low_res, num=args.num, batch=args.batch, steps=args.steps,
+                                  split=args.split, seed=args.seed)
+    _report_scores(dict(scores, split=args.split, num=args.num), args.json)
+
+
 COMMANDS = {"sample-image": run_sample_image, "sample": run_sample, "upscale": run_upscale,
-            "evaluate-ssr": run_evaluate_ssr,
+            "evaluate-ssr": run_evaluate_ssr, "evaluate-sr": run_evaluate_sr,
             "evaluate-t2i": run_evaluate_t2i, "evaluate-video": run_evaluate_video}
 
 

@@ -8,12 +8,15 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from configs import ssr_shapes, stunet_shapes, t2i_shapes
+from configs import sr_shapes, ssr_shapes, stunet_shapes, t2i_shapes
 from lumiere_jax import cli
 from lumiere_jax.checkpoints.exported import save_exported
 from lumiere_jax.data import video_io
 from lumiere_jax.models.build import build_model
 from lumiere_jax.models.settings import parse_model_config
+from launch.cascade_eval import evaluate_cascade
+from lumiere_jax.eval.video_eval import evaluate_video
+from lumiere_jax.pipeline import CascadePipeline, LumierePipeline, upscale
 
 PROMPT = "a large red circle moving quickly to the left on a black background"
 STEPS = ["--steps", "2"]
@@ -43,7 +46,8 @@ def checkpoints(tmp_path_factory):
     ssr_config.data.resolution = 32
     return {"t2i": export_random_model(t2i_shapes.get_config("variant=tiny"), str(root / "t2i")),
             "stunet": export_random_model(video_config, str(root / "stunet")),
-            "ssr": export_random_model(ssr_config, str(root / "ssr"))}
+            "ssr": export_random_model(ssr_config, str(root / "ssr")),
+            "sr": export_random_model(sr_shapes.get_config("variant=tiny"), str(root / "sr"))}
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +109,7 @@ def test_sample_writes_clips_and_xt_slices_deterministically(checkpoints, output
     ("sample", ["--ssr", "ssr", "--noise-aug", "2"], "--noise-aug must be in [0, 1]"),
     ("sample", ["--ssr", "ssr", "--window", "8", "--stride", "9"],
      "--stride 9 must be at most --window 8"),
+    ("sample", ["--ssr", "ssr", "--window-chunk", "-1"], "--window-chunk must be 0"),
     ("evaluate-video", ["--checkpoint", "ssr"], "lumiere-jax upscale"),
 ])
 def test_bad_input_fails_cleanly_without_output(checkpoints, tmp_path, capsys, command, extra,
@@ -164,6 +169,42 @@ def test_evaluate_ssr_writes_seams_psnr_and_accuracies(checkpoints, tmp_path):
     assert (scores["num"], scores["window"], scores["stride"]) == (2, 4, 2)
     assert {"seam_overlap", "seam_separate", "psnr_overlap", "psnr_bilinear", "ssr_shape",
             "input_shape"} <= set(scores)
+
+
+def test_windows_denoised_a_chunk_at_a_time_give_the_same_clip(checkpoints):
+    ssr = LumierePipeline.from_checkpoint(checkpoints["ssr"])
+    low = np.random.default_rng(2).integers(0, 256, (2, 10, 16, 16, 3), dtype=np.uint8)
+    lift = lambda chunk: upscale(ssr, ["", PROMPT], low, seed=4, steps=2, window=4, stride=2,
+                                 window_chunk=chunk).astype(int)
+    all_at_once = lift(0)
+    for chunk in (1, 3):  # 4 windows: one at a time, and a last chunk that is not full
+        np.testing.assert_allclose(lift(chunk), all_at_once, atol=1)
+    assert all_at_once.std() > 0
+
+
+def test_evaluate_sr_scores_a_2d_sr_model_and_refuses_other_kinds(checkpoints, tmp_path, capsys):
+    out = tmp_path / "sr.json"
+    assert run_cli("evaluate-sr", "--checkpoint", checkpoints["sr"], "--num", 3, "--batch", 2,
+                   "--json", out, *STEPS) == 0
+    scores = json.loads(out.read_text())
+    assert (scores["split"], scores["num"]) == ("validation", 3)
+    assert math.isfinite(scores["psnr"]) and scores["psnr_bilinear"] > scores["psnr"]
+    assert {"colour", "shape", "background", "single_object"} <= set(scores)
+    assert run_cli("evaluate-sr", "--checkpoint", checkpoints["ssr"], "--num", 1, *STEPS) == 2
+    error = capsys.readouterr().err
+    assert "does not hold a 2D super-resolution (SR) model" in error and "evaluate-ssr" in error
+
+
+def test_cascade_evaluation_scores_the_base_clips_as_evaluate_video_does(checkpoints):
+    base = LumierePipeline.from_checkpoint(checkpoints["stunet"])
+    cascade = CascadePipeline(base, LumierePipeline.from_checkpoint(checkpoints["ssr"]))
+    scores = evaluate_cascade(cascade, num=3, batch=2, steps=2)
+    alone = evaluate_video(base, num=3, batch=2, steps=2)
+    for key in ("colour", "shape", "size", "background", "motion", "speed", "all"):
+        assert scores[f"base_{key}"] == alone[key] or (
+            math.isnan(scores[f"base_{key}"]) and math.isnan(alone[key])), key
+        assert f"ssr_{key}" in scores
+    assert scores["num"] == 3 and scores["seconds"] > 0
 
 
 def test_evaluate_video_scores_two_prompts(checkpoints, tmp_path):

@@ -27,24 +27,25 @@ from lumiere_jax.text import tokenizer
 @functools.partial(jax.jit, static_argnames=("graphdef", "shape", "schedule", "prediction", "steps",
                                                "sampler", "guidance", "dynamic_threshold",
                                                "frame_correlation", "progress", "noise_aug",
-                                               "window", "stride"))
+                                               "window", "stride", "window_chunk"))
 def sample_model(graphdef, state, tokens, conditions, rng, *, shape, schedule, prediction, steps,
                  sampler, guidance, dynamic_threshold, frame_correlation, progress,
-                 noise_aug=None, window=None, stride=None):
+                 noise_aug=None, window=None, stride=None, window_chunk=0):
     """x0 (shape) for `tokens` and the model's other `conditions` (a dict, in the model range),
     with classifier-free guidance (the conditional and the null prompt batched into one call of
     the model per step; the other conditions are kept for both).
 
     A video model with `window` denoises overlapping windows of `window` frames, `stride` apart,
     at every step and averages them per frame (temporal MultiDiffusion): its per-frame inputs
-    (e.g. the SSR's low-res clip) are cut into the same windows."""
+    (e.g. the SSR's low-res clip) are cut into the same windows, all denoised in one vmap, or
+    `window_chunk` windows at a time (less memory, one window's activations per chunk)."""
     model = nnx.merge(graphdef, state)
     condition_rng, rng = jax.random.split(rng)
     conditions = model.prepare_conditions(conditions, condition_rng, noise_aug)
     cond = dict(model.encode_text(tokens), **conditions)
     denoise = lambda x_t, t, c: model.denoise(x_t, t, c)
     if window is not None:
-        denoise = windowed(denoise, model.per_frame_inputs, window, stride)
+        denoise = windowed(denoise, model.per_frame_inputs, window, stride, window_chunk)
     if guidance == 1.0:
         predict = lambda x_t, t: denoise(x_t, t, cond)
     else:
@@ -109,11 +110,12 @@ class ModelSampler:
                frames: int | None = None, conditions: dict | None = None,
                progress: bool = False, noise_aug: float | None = None,
                window: int | None = None, stride: int | None = None,
-               allow_empty: bool = False) -> np.ndarray:
+               window_chunk: int = 0, allow_empty: bool = False) -> np.ndarray:
         """One sample per prompt: uint8 images (N, H, W, 3), or clips (N, T, H, W, 3) from a
         video model (T = `frames`, default the training length; the whole clip in one pass, or
         with `window` in overlapping windows of that many frames, `stride` apart (default half a
-        window), averaged at every step: temporal MultiDiffusion).
+        window), averaged at every step: temporal MultiDiffusion; `window_chunk` > 0 denoises
+        that many windows at a time instead of all at once).
 
         `conditions`: the model's inputs besides the text (`conditioning_shapes`), as uint8
         pixels, e.g. {"low_res": clips (N, T, h, w, 3)} for the SSR model, which noise-augments
@@ -128,6 +130,9 @@ class ModelSampler:
             if not self.model.is_video:
                 raise ValueError("window is for video models (temporal windows of a clip).")
             window, stride = int(window), int(window // 2 if stride is None else stride)
+            if int(window_chunk) < 0:
+                raise ValueError(f"window_chunk={window_chunk}: use a positive number of windows "
+                                 f"at a time, or 0 for all at once.")
             window_starts(frames, window, stride)  # refuses windows that do not fit the clip
             self.model.check_frame_count(window)
         conditions = dict(conditions or {})
@@ -143,5 +148,5 @@ class ModelSampler:
             dynamic_threshold=defaults.dynamic_threshold or None,
             frame_correlation=float(self.diffusion.frame_noise_correlation), progress=progress,
             noise_aug=None if noise_aug is None else float(noise_aug), window=window,
-            stride=stride)
+            stride=stride, window_chunk=int(window_chunk) if window is not None else 0)
         return to_uint8(x)

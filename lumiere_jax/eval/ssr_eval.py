@@ -105,11 +105,12 @@ def evaluate_sr_fidelity(pipeline, low_resolution: int, *, num: int, batch: int,
 def evaluate_ssr(pipeline, low_resolution: int, *, num: int = 32, batch: int = 8,
                  split: str = "validation", seed: int = 0, frames: int = 16,
                  window: int = 8, stride: int = 4, steps: int | None = None,
-                 noise_aug: float | None = None) -> dict:
+                 noise_aug: float | None = None, window_chunk: int = 0) -> dict:
     """Scores of an SSR `pipeline` (a `ModelSampler`) on the first `num` clips of `split`,
     rendered at its resolution with `frames` frames: the overlapping windows (`stride`) against
     non-overlapping ones (stride = window) for the seam ratio and PSNR, the bilinear PSNR, and
-    the evaluator's accuracies on the SSR clips and on their low-res inputs."""
+    the evaluator's accuracies on the SSR clips and on their low-res inputs. `window_chunk`
+    windows are denoised at a time (0 = all at once)."""
     if frames % window:
         raise ValueError(f"frames ({frames}) must be a multiple of the window ({window}) so the "
                          f"non-overlapping baseline tiles the clip.")
@@ -120,7 +121,7 @@ def evaluate_ssr(pipeline, low_resolution: int, *, num: int = 32, batch: int = 8
         lifted[name] = np.concatenate([
             pipeline.sample(captions[i:i + batch], seed=seed + i, steps=steps, frames=frames,
                             conditions={"low_res": low_res[i:i + batch]}, noise_aug=noise_aug,
-                            window=window, stride=step)
+                            window=window, stride=step, window_chunk=window_chunk)
             for i in range(0, num, batch)])
     scores = {"split": split, "num": num, "frames": frames, "window": window, "stride": stride,
               "psnr_bilinear": psnr(enlarge_uint8(low_res, resolution), truth)}
