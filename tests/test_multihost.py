@@ -1,9 +1,11 @@
 """Two CPU processes (jax.distributed on localhost, gloo collectives) train like one process.
 
-Each process runs `python -m lumiere_jax.main --distributed` with 2 CPU devices, on a mesh that
-splits the weights (fsdp) and the batch across the processes and the frames (time) within each.
-One process then replays the same global batches (each process's grain shard, in process order)
-and must reach the same losses and the same checkpointed train state.
+Each process runs `python -m lumiere_jax.main --distributed` with 2 CPU devices, on one of two
+meshes: one splits the weights (fsdp) and the batch across the processes and the frames (time)
+within each; the other splits every clip's frames across both processes, which then load the
+same clips (one row group). One process then replays the same global batches (each row group's
+grain shard, in group order) and must reach the same losses and the same checkpointed train
+state.
 """
 import json
 import os
@@ -31,7 +33,9 @@ from state_checks import assert_train_states_close
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 3
 PROCESSES = 2
-MESH = dict(data=1, fsdp=2, time=2)
+# mesh, clip length, row groups (sets of processes that load the same clips)
+LAYOUTS = {"rows_over_processes": (dict(data=1, fsdp=2, time=2), 4, 2),
+           "clip_over_processes": (dict(data=1, fsdp=1, time=4), 8, 1)}
 
 
 def free_port() -> int:
@@ -41,7 +45,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def config(tmp_path_factory):
+def base_config(tmp_path_factory):
     """The tiny STUNet config on a random backbone whose zero-initialised outputs are randomised
     (so gradients reach the temporal layers), logging and checkpointing at the last step."""
     t2i_config = t2i_shapes.get_config("variant=tiny")
@@ -64,8 +68,10 @@ def config(tmp_path_factory):
 
 def overrides(config) -> list[str]:
     values = {"model.backbone": config.model.backbone, "data.data_dir": config.data.data_dir,
+              "data.num_frames": config.data.num_frames,
               "optim.total_steps": STEPS, "optim.warmup_steps": 1, "log.every_steps": 1,
-              "checkpoint.every_steps": STEPS, **{f"mesh.{k}": v for k, v in MESH.items()}}
+              "checkpoint.every_steps": STEPS,
+              **{f"mesh.{k}": v for k, v in config.mesh.items() if k in ("data", "fsdp", "time")}}
     return [f"--config.{key}={value}" for key, value in values.items()]
 
 
@@ -93,18 +99,18 @@ def run_processes(config, workdir) -> list[str]:
     return outputs
 
 
-def single_process_run(config):
-    """(metrics per step, final state) of one process fed the same global batches: process 0's
-    batch, then process 1's, along the batch."""
+def single_process_run(config, groups: int):
+    """(metrics per step, final state) of one process fed the same global batches: row group
+    0's batch, then group 1's, ..., along the batch."""
     shares = parse_run_config(config)
     config = ml_collections.ConfigDict(config.to_dict())
     config.mesh.update(data=-1, fsdp=1, time=1)  # this process's 8 devices
-    config.data.batch_size *= PROCESSES
+    config.data.batch_size *= groups
     trainer = setup(parse_run_config(config))
     state, step = trainer.state, trainer.train_step
     iterators = [make_train_iterator(shares.data, config.model.text_encoder.max_length,
-                                     shares.seed, index, PROCESSES)
-                 for index in range(PROCESSES)]
+                                     shares.seed, index, groups)
+                 for index in range(groups)]
     records = []
     for _ in range(STEPS):
         batches = [next(iterator) for iterator in iterators]
@@ -114,14 +120,19 @@ def single_process_run(config):
     return records, state
 
 
-# The reference replicates its global batch of 4 over this process's 8 devices, on purpose.
-@pytest.mark.filterwarnings("ignore:A global batch of 4 does not split")
-def test_two_processes_train_like_one(config, tmp_path):
+# The reference replicates its global batch over this process's 8 devices, on purpose.
+@pytest.mark.filterwarnings("ignore:A global batch of")
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_two_processes_train_like_one(base_config, layout, tmp_path):
+    mesh, frames, groups = LAYOUTS[layout]
+    config = ml_collections.ConfigDict(base_config.to_dict())
+    config.mesh.update(mesh)
+    config.data.num_frames = frames
     prepare_dataset(parse_run_config(config).data)  # built once, before they start
     outputs = run_processes(config, tmp_path)
     assert "Exported EMA weights" in outputs[0]
 
-    expected_records, expected_state = single_process_run(config)
+    expected_records, expected_state = single_process_run(config, groups)
     records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     assert [r["step"] for r in records] == list(range(1, STEPS + 1))
     for record, expected in zip(records, expected_records):

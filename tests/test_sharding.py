@@ -15,7 +15,8 @@ from lumiere_jax.models.unet2d import UNetConfig
 from lumiere_jax.nn.frame_sharding import UNSHARDED, FrameSharding, split_problem
 from lumiere_jax.nn.sharding import logical_axes
 from lumiere_jax.nn.temporal import TemporalParam, conv_over_time, space_time_conv, temporal_conv
-from lumiere_jax.parallel.batch import train_batch_shardings
+from lumiere_jax.parallel.batch import (RowGroup, global_batch, row_group, row_group_of,
+                                        train_batch_shardings)
 from lumiere_jax.parallel.mesh import make_mesh
 from lumiere_jax.parallel.partition import (shard_train_state, split_axes, state_shardings,
                                            weight_spec)
@@ -290,3 +291,54 @@ def test_time_sharding_of_an_image_model_is_refused():
     config.mesh.update(data=4, time=2)
     with pytest.raises(ConfigError, match="single frames.*have no time axis"):
         setup(parse_run_config(config))
+
+
+def processes_of(mesh_shape, devices_per_process):
+    """Process index of each device of a mesh laid out in device order (jax.make_mesh on CPU)."""
+    return np.arange(np.prod(mesh_shape)).reshape(mesh_shape) // devices_per_process
+
+
+@pytest.mark.parametrize("mesh_shape, per_process, expected", [
+    ((1, 4, 1), 1, [RowGroup(p, 4, (p,), 4) for p in range(4)]),  # a batch shard per process
+    ((2, 2, 2), 4, [RowGroup(0, 2, (0, 1), 4), RowGroup(1, 2, (2, 3), 4)]),
+    ((1, 2, 8), 4, [RowGroup(0, 2, (0,), 2)] * 2 + [RowGroup(1, 2, (1,), 2)] * 2),  # v5e-16
+    ((1, 1, 8), 2, [RowGroup(0, 1, (0,), 1)] * 4),  # every process holds the one shard
+])
+def test_row_groups_are_the_processes_that_hold_the_same_rows(mesh_shape, per_process, expected):
+    processes = processes_of(mesh_shape, per_process)
+    axis_names = ("data", "fsdp", "time")
+    assert [row_group_of(processes, axis_names, p) for p in range(len(expected))] == expected
+
+
+def test_row_groups_of_interleaved_shards_map_rows_to_their_place_in_the_local_batch():
+    # v5p-16 with mesh (1, 8, 2): each host's chips hold fsdp rows i and i + 4.
+    processes = np.array([[0, 0], [1, 1], [2, 2], [3, 3]] * 2).reshape(1, 8, 2)
+    group = row_group_of(processes, ("data", "fsdp", "time"), 1)
+    assert group == RowGroup(1, 4, (1, 5), 8)
+    # A global batch of 16: 2 rows per shard; shard 5 is the second block of the local batch.
+    assert group.local_rows(10, 12, 16) == slice(2, 4)
+    assert group.local_rows(2, 4, 16) == slice(0, 2)
+    with pytest.raises(ValueError, match=r"batch shards \[0\]"):
+        group.local_rows(0, 2, 16)
+
+
+def test_processes_sharing_some_but_not_all_rows_are_refused():
+    processes = np.array([[0, 1], [0, 0]]).reshape(1, 2, 2)  # process 0 holds shards 0 and 1
+    with pytest.raises(ValueError, match="must hold the same shards"):
+        row_group_of(processes, ("data", "fsdp", "time"), 0)
+
+
+def test_global_batch_places_each_devices_rows_and_frames():
+    mesh = mesh_of((1, 2, 4))
+    shardings = train_batch_shardings(mesh, 4, clips=True)
+    frames = np.arange(4 * 8 * 2 * 2 * 3, dtype=np.int32).reshape(4, 8, 2, 2, 3)
+    tokens = np.arange(4 * 5, dtype=np.int32).reshape(4, 5)
+    placed = global_batch({"frames": frames, "tokens": tokens}, shardings, row_group(mesh))
+    np.testing.assert_array_equal(np.asarray(placed["frames"]), frames)
+    np.testing.assert_array_equal(np.asarray(placed["tokens"]), tokens)
+    for shard in placed["frames"].addressable_shards:  # 2 clips x 2 frames on every device
+        assert shard.data.shape == (2, 2, 2, 2, 3)
+        np.testing.assert_array_equal(np.asarray(shard.data), frames[shard.index])
+    # A process that loaded another group's rows cannot fill this process's devices.
+    with pytest.raises(ValueError, match=r"this process loaded shards \[1\]"):
+        global_batch({"tokens": tokens[:2]}, shardings, RowGroup(1, 2, (1,), 2))

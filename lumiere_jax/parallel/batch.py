@@ -1,6 +1,7 @@
 """Batch shardings and global batches assembled from each process's share."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -29,21 +30,85 @@ def train_batch_shardings(mesh: Mesh, global_batch: int, clips: bool) -> dict:
     return {"frames": NamedSharding(mesh, frames), "tokens": NamedSharding(mesh, P(rows))}
 
 
-def check_whole_clips_per_process(mesh: Mesh) -> None:
-    """Each process reads whole clips, so a clip's time shards must all be on one process."""
+@dataclasses.dataclass(frozen=True)
+class RowGroup:
+    """The processes whose devices hold the same rows of the global batch, and so load the same
+    clips: group `index` of `count`. `shards` are the batch shards (blocks of rows over
+    data x fsdp, data-major) its devices hold, of `total`; the group's local batch holds their
+    rows in that order."""
+    index: int = 0
+    count: int = 1
+    shards: tuple[int, ...] = (0,)
+    total: int = 1
+
+    def local_rows(self, start: int, stop: int, global_rows: int) -> slice:
+        """Where global rows [start, stop) (a device's) lie in this group's local batch."""
+        if self.count == 1:  # every process loads the whole global batch
+            return slice(start, stop)
+        per_shard = global_rows // self.total
+        first, last = start // per_shard, (stop - 1) // per_shard
+        needed = list(range(first, last + 1))
+        if not set(needed) <= set(self.shards):
+            raise ValueError(f"A device needs rows {start}..{stop} of the global batch (batch "
+                             f"shards {needed}), but this process loaded shards "
+                             f"{list(self.shards)}.")
+        position = self.shards.index(first)
+        if list(self.shards[position:position + len(needed)]) != needed:
+            raise ValueError(f"Rows {start}..{stop} are not one block of this process's batch.")
+        offset = position * per_shard - first * per_shard
+        return slice(start + offset, stop + offset)
+
+
+def row_group(mesh: Mesh, process_index: int | None = None) -> RowGroup:
+    """This process's `RowGroup` on `mesh`.
+
+    Each process loads whole clips and places only the frames its devices hold, so a clip's
+    time shards may span processes: those processes form one group and read the same records
+    (group `index` of `count` shards the dataset). Without time sharding across processes every
+    process is its own group."""
     processes = np.vectorize(lambda device: device.process_index)(mesh.devices)
-    time = mesh.axis_names.index(TIME)
-    if not np.all(processes == np.take(processes, [0], axis=time)):
+    return row_group_of(processes, mesh.axis_names,
+                        jax.process_index() if process_index is None else process_index)
+
+
+def row_group_of(processes: np.ndarray, axis_names, process_index: int) -> RowGroup:
+    """`row_group` for a mesh given as the process index of each of its devices. Refuses
+    layouts where two processes hold overlapping but different sets of batch shards, or groups
+    of unequal size."""
+    axes = [list(axis_names).index(axis) for axis in BATCH_AXES]
+    sizes = [processes.shape[axis] for axis in axes]
+    # The batch shard (block of rows) each device holds: data-major over data x fsdp.
+    shard_of = np.zeros(processes.shape, int)
+    for position in np.ndindex(processes.shape):
+        shard_of[position] = np.ravel_multi_index([position[a] for a in axes], sizes)
+    held = {int(p): tuple(sorted(set(shard_of[processes == p].tolist())))
+            for p in np.unique(processes)}
+    if process_index not in held:
+        raise ValueError(f"Process {process_index} holds no device of the mesh.")
+    groups = sorted(set(held.values()))
+    total = math.prod(sizes)
+    shards = [shard for group in groups for shard in group]
+    if sorted(shards) != list(range(total)) or len({len(group) for group in groups}) > 1:
         raise ValueError(
-            f"The mesh's time axis ({mesh.shape[TIME]} shards) spans several processes, but "
-            f"each process loads whole clips: use a time axis of at most "
-            f"{jax.local_device_count()} (the devices of one process).")
+            f"The processes hold batch shards {held} of {total} (data x fsdp): each process "
+            f"must hold the same shards as the processes it shares any with, and every "
+            f"process as many as the others.")
+    mine = held[process_index]
+    return RowGroup(index=groups.index(mine), count=len(groups), shards=mine, total=total)
 
 
-def global_batch(local_batch: dict, shardings: dict) -> dict:
-    """One global array per key from every process's rows: each process holds the rows its
-    devices hold (with `jax.make_mesh` on CPU or GPU: process 0 the first block, and so on)."""
-    return {key: jax.make_array_from_process_local_data(
-                shardings[key], np.asarray(value),
-                (value.shape[0] * jax.process_count(),) + tuple(value.shape[1:]))
-            for key, value in local_batch.items()}
+def global_batch(local_batch: dict, shardings: dict, group: RowGroup = RowGroup()) -> dict:
+    """One global array per key from every row group's local batch (`row_group`: `count`
+    groups of n rows each), each device given its rows, and only its frames where the time
+    axis splits a clip."""
+    def assemble(value, sharding):
+        value = np.asarray(value)
+        shape = (value.shape[0] * group.count,) + value.shape[1:]
+
+        def local_slice(global_index):
+            start, stop, _ = global_index[0].indices(shape[0])
+            return value[(group.local_rows(start, stop, shape[0]),) + tuple(global_index[1:])]
+
+        return jax.make_array_from_callback(shape, sharding, local_slice)
+
+    return {key: assemble(value, shardings[key]) for key, value in local_batch.items()}

@@ -58,7 +58,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> str:
     start = int(state.step)
     total = run.optim.total_steps
     timer = M.StepTimer(start, total)
-    examples_per_step = run.data.batch_size * jax.process_count()
+    examples_per_step = run_setup.global_batch
     interval_start = (start, time.perf_counter())
     evaluating = run.log.eval_every_steps > 0
     # Wall time of the training steps alone (no evaluation, no first compile), over every leg.

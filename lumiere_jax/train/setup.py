@@ -49,7 +49,8 @@ class TrainSetup:
     initialize=False) ShapeDtypeStructs carrying their shardings. `initialize()` creates the
     fresh state on the mesh (None in an abstract setup): random init, then the pretrained parts
     and `checkpoint.init_from`. `step(state, global_batch)` is the jitted, sharded train step;
-    `make_iterator()` opens this process's train data (None in an abstract setup).
+    `make_iterator()` opens this process's train data (None in an abstract setup): the records
+    of its `row_group`, the processes that hold the same rows of the global batch.
     """
     run: RunSettings
     mesh: Mesh
@@ -61,6 +62,7 @@ class TrainSetup:
     step: Callable
     make_iterator: Callable[[], Any] | None
     initialize: Callable[[], TrainState] | None = None
+    row_group: batching.RowGroup = batching.RowGroup()
 
     def abstract_batch(self) -> dict:
         """The step's global batch as ShapeDtypeStructs with their shardings."""
@@ -84,7 +86,8 @@ class TrainSetup:
     def train_step(self, state: TrainState, local_batch: dict):
         """One step on this process's batch (numpy `frames` and `tokens`): the global batch is
         assembled on the mesh, then `step` runs."""
-        return self.step(state, batching.global_batch(local_batch, self.batch_shardings))
+        return self.step(state, batching.global_batch(local_batch, self.batch_shardings,
+                                                      self.row_group))
 
 
 def default_data_dir() -> str:
@@ -183,15 +186,15 @@ def setup(run: RunSettings, *, abstract: bool = False, initialize: bool = True, 
     """The run on a mesh of `devices` (default: every device of every process).
 
     `run` is the parsed config (`train.settings.parse_run_config`). `global_batch` defaults to
-    data.batch_size per process. abstract=True traces the model instead of building it (no
+    data.batch_size rows per row group (`parallel.batch.row_group`: every process, unless a
+    clip's time shards span processes, which then load the same clips). abstract=True traces the model instead of building it (no
     pretrained weights are read, nothing is allocated) and opens no data. initialize=False
     leaves `state` abstract too (e.g. to restore a run's checkpoint into it) while keeping
     `initialize` and the data.
     """
     mesh = make_mesh(run.mesh, devices)
     check_mesh_fits_data(run.data, mesh)
-    if not abstract:
-        batching.check_whole_clips_per_process(mesh)
+    row_group = None if abstract else batching.row_group(mesh)
     optimizer = make_optimizer(run.optim)
     time_shards = mesh.shape[TIME]
     built = {}
@@ -213,7 +216,8 @@ def setup(run: RunSettings, *, abstract: bool = False, initialize: bool = True, 
     initialize_ = None if abstract else (
         lambda: initialize_state(fresh_state, graphdef, shardings, run))
     state = initialize_() if initialize_ and initialize else with_shardings(planned, shardings)
-    global_batch = global_batch or run.data.batch_size * jax.process_count()
+    global_batch = global_batch or run.data.batch_size * (
+        row_group.count if row_group else jax.process_count())
     batch_shardings = batching.train_batch_shardings(mesh, global_batch,
                                                      clips=run.data.mode == "clips")
     check_accumulation_fits_batch(run.compute.grad_accum_steps, global_batch)
@@ -221,8 +225,10 @@ def setup(run: RunSettings, *, abstract: bool = False, initialize: bool = True, 
         make_train_step(graphdef, run.diffusion, run.optim, optimizer, run.compute),
         mesh, shardings, batch_shardings)
     make_iterator = None if abstract else (
-        lambda: make_train_iterator(run.data, run.model.text_encoder.max_length, run.seed))
+        lambda: make_train_iterator(run.data, run.model.text_encoder.max_length, run.seed,
+                                    row_group.index, row_group.count))
     return TrainSetup(run=run, mesh=mesh, graphdef=graphdef, state=state,
                       state_shardings=shardings, batch_shardings=batch_shardings,
                       global_batch=global_batch, step=step, make_iterator=make_iterator,
-                      initialize=initialize_)
+                      initialize=initialize_,
+                      row_group=row_group or batching.RowGroup())
