@@ -214,28 +214,31 @@ def format_plan(result: dict) -> str:
     return "\n".join(lines)
 
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
-_TOPOLOGY = flags.DEFINE_string("topology", None, "TPU topology, e.g. v5p:4x4x4 or v5e:4x4.")
-_MESH = flags.DEFINE_string("mesh", "data=-1", "Mesh axis sizes, e.g. data=1,fsdp=16,time=4.")
-_BATCH = flags.DEFINE_integer("batch", None, "Global batch (default: config.data.batch_size).")
-_JSON = flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
+def define_flags() -> None:
+    """The command's flags (defined only when run as a command, so that launch.aot_sample,
+    which imports this module, can define its own)."""
+    config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
+    flags.DEFINE_string("topology", None, "TPU topology, e.g. v5p:4x4x4 or v5e:4x4.")
+    flags.DEFINE_string("mesh", "data=-1", "Mesh axis sizes, e.g. data=1,fsdp=16,time=4.")
+    flags.DEFINE_integer("batch", None, "Global batch (default: config.data.batch_size).")
+    flags.DEFINE_string("json", None, "Also write the figures to this JSON file.")
+    flags.mark_flags_as_required(["config", "topology"])
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if _TOPOLOGY.value is None:
-        raise app.UsageError("--topology is required, e.g. --topology=v5p:4x4x4.")
+    f = flags.FLAGS
     try:
-        result = plan(_CONFIG.value, _TOPOLOGY.value, parse_mesh(_MESH.value), _BATCH.value)
+        result = plan(f.config, f.topology, parse_mesh(f.mesh), f.batch)
     except (ValueError, ConfigError) as error:
         raise app.UsageError(str(error)) from None
     print(format_plan(result), flush=True)
-    if _JSON.value:
-        with open(_JSON.value, "w") as f:
-            json.dump(result, f, indent=2)
+    if f.json:
+        with open(f.json, "w") as out:
+            json.dump(result, out, indent=2)
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["config"])
+    define_flags()
     app.run(main)

@@ -1,5 +1,6 @@
-"""Ahead-of-time TPU plans (launch/aot_compile.py): argument checks, and real compiles of the
-tiny STUNet for a small TPU topology when libtpu (the `tpu` extra) is installed."""
+"""Ahead-of-time TPU plans (launch/aot_compile.py, launch/aot_sample.py): argument checks, the
+planned steps equal to what the trainer and the sampler run, and real compiles of the tiny
+STUNet for a small TPU topology when libtpu (the `tpu` extra) is installed."""
 import importlib.util
 import subprocess
 import sys
@@ -8,8 +9,13 @@ import jax
 import numpy as np
 import pytest
 
-from configs import stunet_shapes
-from launch import aot_compile
+from flax import nnx
+
+from configs import ssr_shapes, stunet_shapes, t2i_shapes
+from launch import aot_compile, aot_sample
+from lumiere_jax.diffusion.model_sampling import guided_denoiser
+from lumiere_jax.models.build import build_model
+from lumiere_jax.models.settings import parse_model_config
 from lumiere_jax.parallel.batch import global_batch
 from lumiere_jax.settings import ConfigError
 from lumiere_jax.train.settings import parse_run_config
@@ -125,3 +131,43 @@ def test_both_forms_of_the_compilers_out_of_memory_report_are_read():
     assert aot_compile.compiler_oom_temporaries(after_remat, int(1.5 * gib)) == (
         pytest.approx((16.10 - 1.5) * gib))
     assert aot_compile.compiler_oom_temporaries("INTERNAL: something else broke", gib) is None
+
+
+def test_the_sampling_plan_runs_the_samplers_windowed_step(tmp_path):
+    """On the 8 CPU devices: the sampling plan's step (trainer's weight layout, clip rows over
+    fsdp and frames over time) equals the sampler's own guided, windowed denoiser on one device."""
+    config = ssr_shapes.get_config("variant=tiny")
+    config.data.update(data_dir=str(tmp_path), num_frames=4)  # the window the model sees
+    config.mesh.update(data=1, fsdp=4, time=2)
+    trainer = setup(parse_run_config(config), global_batch=4)
+    clips, frames, window, stride = 4, 10, 4, 2
+    jitted, arguments = aot_sample.jit_sampling_step(
+        trainer, clips=clips, frames=frames, window=window, stride=stride, window_chunk=3,
+        guidance=2.0)
+    keys = iter(jax.random.split(jax.random.key(0), 1000))
+    concrete = lambda x: (jax.random.randint(next(keys), x.shape, 3, 100).astype(x.dtype)
+                          if x.dtype == np.int32 else jax.random.uniform(
+                              next(keys), x.shape, minval=-1).astype(x.dtype))
+    inputs = jax.tree.map(concrete, arguments[2:-1])
+    rng = jax.random.key_data(jax.random.key(7))
+    # Randomise the zero-initialised output layers (frozen and trained) so every layer acts.
+    jitter = lambda tree: jax.tree.map(
+        lambda x: x + 0.05 * jax.random.normal(next(keys), x.shape, x.dtype), tree)
+    params, frozen = jitter(trainer.state.params), jitter(trainer.state.frozen)
+    got = jitted(params, frozen, *inputs, rng)
+    assert got.sharding.spec[1] == "time"
+
+    reference = build_model(parse_model_config(config.model))
+    nnx.update(reference, jax.device_get(params), jax.device_get(frozen))
+    x_t, t, tokens, conditions = jax.device_get(inputs)
+    predict = guided_denoiser(reference, tokens, conditions, jax.random.wrap_key_data(rng),
+                              guidance=2.0, window=window, stride=stride)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(predict(x_t, t)), atol=2e-5)
+    assert float(np.abs(np.asarray(got)).mean()) > 1e-3
+
+
+def test_a_sampling_plan_for_an_image_model_is_refused():
+    with pytest.raises(ConfigError, match="for video models"):
+        aot_sample.plan(t2i_shapes.get_config("variant=tiny"), "v5p:2x2x1", {"data": 4},
+                        clips=4, frames=8, window=4, stride=2, window_chunk=1, guidance=1.0,
+                        steps=8)

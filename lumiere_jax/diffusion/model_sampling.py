@@ -41,20 +41,30 @@ def sample_model(graphdef, state, tokens, conditions, rng, *, shape, schedule, p
     `window_chunk` windows at a time (less memory, one window's activations per chunk)."""
     model = nnx.merge(graphdef, state)
     condition_rng, rng = jax.random.split(rng)
-    conditions = model.prepare_conditions(conditions, condition_rng, noise_aug)
+    predict = guided_denoiser(model, tokens, conditions, condition_rng, guidance=guidance,
+                              noise_aug=noise_aug, window=window, stride=stride,
+                              window_chunk=window_chunk)
+    return sample(predict, shape, rng, schedule, steps=steps, sampler=sampler,
+                  prediction=prediction, dynamic_threshold=dynamic_threshold,
+                  frame_correlation=frame_correlation, progress=progress)
+
+
+def guided_denoiser(model: DiffusionModel, tokens, conditions: dict, rng, *, guidance: float,
+                    noise_aug=None, window=None, stride=None, window_chunk: int = 0):
+    """predict(x_t, t): what one sampling step asks of the model. The text is encoded, the
+    other conditions prepared (e.g. the SSR's low-res clip noise-augmented with `rng`), the
+    denoiser run over temporal windows (MultiDiffusion) when `window` is given, and the
+    conditional and null-prompt predictions batched into one call and mixed by `guidance`."""
+    conditions = model.prepare_conditions(conditions, rng, noise_aug)
     cond = dict(model.encode_text(tokens), **conditions)
     denoise = lambda x_t, t, c: model.denoise(x_t, t, c)
     if window is not None:
         denoise = windowed(denoise, model.per_frame_inputs, window, stride, window_chunk)
     if guidance == 1.0:
-        predict = lambda x_t, t: denoise(x_t, t, cond)
-    else:
-        null = jnp.asarray(tokenizer.tokenize("", tokens.shape[1], allow_empty=True))[None]
-        uncond = dict(model.encode_text(null), **conditions)
-        predict = classifier_free_guidance(denoise, cond, uncond, guidance)
-    return sample(predict, shape, rng, schedule, steps=steps, sampler=sampler,
-                  prediction=prediction, dynamic_threshold=dynamic_threshold,
-                  frame_correlation=frame_correlation, progress=progress)
+        return lambda x_t, t: denoise(x_t, t, cond)
+    null = jnp.asarray(tokenizer.tokenize("", tokens.shape[1], allow_empty=True))[None]
+    uncond = dict(model.encode_text(null), **conditions)
+    return classifier_free_guidance(denoise, cond, uncond, guidance)
 
 
 def windowed(denoise, per_frame_inputs, window: int, stride: int, chunk: int = 0):
