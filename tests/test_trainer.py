@@ -249,3 +249,19 @@ def test_export_round_trip_and_checkpoint_errors(config, tmp_path):
     (tmp_path / "export" / "config.json").write_text(json.dumps(other))
     with pytest.raises(CheckpointError, match="different model|incomplete"):
         load_exported(str(tmp_path / "export"))
+
+
+def test_a_run_initialised_from_an_export_starts_from_all_of_its_weights(config, tmp_path):
+    """An export holds the whole model, its frozen text encoder included: `init_from` restores
+    every part (the trained ones into params and the EMA, the frozen ones into `frozen`)."""
+    model = build_model(parse_model_config(config.model), seed=3)
+    params = nnx.state(model, nnx.Param)
+    params = jax.tree.map(lambda x: x + 0.1 * jnp.ones_like(x), params)  # no init equals it
+    save_exported(str(tmp_path / "export"), params, config.to_dict())
+    config.checkpoint.init_from = str(tmp_path / "export")
+    state = setup(parse_run_config(config)).state
+    restored = build_model(parse_model_config(config.model), seed=0)
+    nnx.update(restored, state.params, state.frozen)
+    chex.assert_trees_all_close(nnx.state(restored, nnx.Param), params)
+    chex.assert_trees_all_close(state.ema_params, state.params)
+    assert jax.tree.leaves(state.frozen)  # the frozen text encoder came from the export too

@@ -174,10 +174,12 @@ def initialize_state(fresh_state: Callable[[], TrainState], graphdef: nnx.GraphD
         return state
     model = nnx.merge(graphdef, state.params, state.frozen)
     load_pretrained(model, settings)
-    _, params, frozen = nnx.split(model, model.trainable, ...)
-    if init_from:
-        params = restore_params(init_from, jax.tree.map(ocp.utils.to_shape_dtype_struct, params))
+    if init_from:  # an export holds the whole model: its trained and its frozen parts
+        everything = nnx.state(model, nnx.Param)
+        nnx.update(model, restore_params(
+            init_from, jax.tree.map(ocp.utils.to_shape_dtype_struct, everything)))
         print(f"Initialised from {init_from}.", flush=True)
+    _, params, frozen = nnx.split(model, model.trainable, ...)
     return state.replace(params=params, frozen=frozen, ema_params=jax.tree.map(jnp.copy, params))
 
 
