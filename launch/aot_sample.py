@@ -11,7 +11,7 @@ low-res clip noise-augmented, the denoiser run over overlapping temporal windows
 averaged per frame (temporal MultiDiffusion, `--window-chunk` windows at a time, 0 = all at
 once), and with guidance > 1 the conditional and null-prompt rows batched into one call. The
 weights are laid out as the trainer lays them out (`train.setup.setup`, built abstractly: fsdp
-over the weights, the config's frozen dtype), the clip with its rows over data x fsdp and its
+over the weights, the config's frozen dtype), the layers run in `compute.dtype`, the clip with its rows over data x fsdp and its
 frames over time. Prints, per chip: memory (`memory_analysis`), whether it fits the chip's HBM,
 the FLOPs of one step (`cost_analysis`), and the step's and the whole sample's time at peak.
 """
@@ -36,6 +36,7 @@ from ml_collections import config_flags
 from launch.aot_compile import CHIPS, GIB, compiler_oom_temporaries, parse_mesh, parse_topology
 from lumiere_jax.diffusion.model_sampling import guided_denoiser
 from lumiere_jax.diffusion.multidiffusion import window_starts
+from lumiere_jax.models.memory import set_compute_dtype
 from lumiere_jax.names import TIME
 from lumiere_jax.nn.frame_sharding import batch_axes
 from lumiere_jax.settings import ConfigError
@@ -44,15 +45,21 @@ from lumiere_jax.train.setup import TrainSetup, setup
 
 
 def sampling_step(graphdef: nnx.GraphDef, *, guidance: float, window: int, stride: int,
-                  window_chunk: int, noise_aug: float | None = None):
+                  window_chunk: int, noise_aug: float | None = None, dtype=jnp.float32):
     """step(params, frozen, x_t, t, tokens, conditions, rng) -> the model's prediction for the
-    whole clip: one denoising step of the sampler, over temporal windows."""
+    whole clip: one denoising step of the sampler, over temporal windows, its layers in
+    `dtype` (as the trainer's `compute.dtype`; float32 results)."""
+    dtype = jnp.dtype(dtype)
+
     def step(params, frozen, x_t, t, tokens, conditions, rng):
         model = nnx.merge(graphdef, params, frozen)
+        if dtype != jnp.float32:
+            set_compute_dtype(model, dtype)  # the layers cast the float32 weights where they run
+        conditions = {name: value.astype(dtype) for name, value in conditions.items()}
         predict = guided_denoiser(model, tokens, conditions, rng, guidance=guidance,
                                   noise_aug=noise_aug, window=window, stride=stride,
                                   window_chunk=window_chunk)
-        return predict(x_t, t)
+        return predict(x_t.astype(dtype), t).astype(jnp.float32)
     return step
 
 
@@ -86,7 +93,7 @@ def jit_sampling_step(trainer: TrainSetup, *, clips: int, frames: int, window: i
     runs on concrete arrays of those shapes (weights, x_t, t, tokens, conditions, key data)."""
     window_starts(frames, window, stride)  # refuses windows that do not fit the clip
     step = sampling_step(trainer.graphdef, guidance=guidance, window=window, stride=stride,
-                         window_chunk=window_chunk)
+                         window_chunk=window_chunk, dtype=trainer.run.compute.dtype)
     arrays, shardings = abstract_inputs(trainer, clips, frames)
     weight_shardings = (trainer.state_shardings.params, trainer.state_shardings.frozen)
     jitted = jax.jit(lambda params, frozen, x_t, t, tokens, conditions, rng: step(
@@ -123,7 +130,8 @@ def plan(config: ml_collections.ConfigDict, topology: str, mesh_sizes: dict[str,
               "windows": len(window_starts(frames, window, stride)),
               "window_chunk": window_chunk, "guidance": guidance, "steps": steps,
               "resolution": run.data.resolution, "model_kind": run.model.kind,
-              "frozen_dtype": run.compute.frozen_dtype, "hbm_gib": chip.hbm_gib}
+              "dtype": run.compute.dtype, "frozen_dtype": run.compute.frozen_dtype,
+              "hbm_gib": chip.hbm_gib}
     jitted, arguments = jit_sampling_step(trainer, clips=clips, frames=frames, window=window,
                                           stride=stride, window_chunk=window_chunk,
                                           guidance=guidance)
