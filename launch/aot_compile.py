@@ -20,6 +20,7 @@ import math
 import os
 import re
 import time
+from typing import Callable
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")  # compile for TPU, run nothing: no TPU needed here
 os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")  # compile-only: plans may run side by side
@@ -225,18 +226,25 @@ def define_flags() -> None:
     flags.mark_flags_as_required(["config", "topology"])
 
 
-def main(argv):
+def run_plan_command(argv, make_plan: Callable[[flags.FlagValues], dict],
+                     describe: Callable[[dict], str]) -> None:
+    """A plan command's body: the plan made from the parsed flags (bad values become usage
+    errors), printed, and written to `--json` when given."""
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    f = flags.FLAGS
     try:
-        result = plan(f.config, f.topology, parse_mesh(f.mesh), f.batch)
+        result = make_plan(flags.FLAGS)
     except (ValueError, ConfigError) as error:
         raise app.UsageError(str(error)) from None
-    print(format_plan(result), flush=True)
-    if f.json:
-        with open(f.json, "w") as out:
+    print(describe(result), flush=True)
+    if flags.FLAGS.json:
+        with open(flags.FLAGS.json, "w") as out:
             json.dump(result, out, indent=2)
+
+
+def main(argv):
+    run_plan_command(argv, lambda f: plan(f.config, f.topology, parse_mesh(f.mesh), f.batch),
+                     format_plan)
 
 
 if __name__ == "__main__":

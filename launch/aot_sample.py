@@ -17,7 +17,6 @@ the FLOPs of one step (`cost_analysis`), and the step's and the whole sample's t
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -33,7 +32,8 @@ from jax.experimental import topologies
 from jax.sharding import NamedSharding, PartitionSpec as P
 from ml_collections import config_flags
 
-from launch.aot_compile import CHIPS, GIB, compiler_oom_temporaries, parse_mesh, parse_topology
+from launch.aot_compile import (CHIPS, GIB, compiler_oom_temporaries, parse_mesh, parse_topology,
+                                 run_plan_command)
 from lumiere_jax.diffusion.model_sampling import guided_denoiser
 from lumiere_jax.diffusion.multidiffusion import window_starts
 from lumiere_jax.models.memory import set_compute_dtype
@@ -195,19 +195,10 @@ def define_flags() -> None:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    f = flags.FLAGS
-    try:
-        result = plan(f.config, f.topology, parse_mesh(f.mesh), clips=f.clips, frames=f.frames,
-                      window=f.window, stride=f.stride, window_chunk=f.window_chunk,
-                      guidance=f.guidance, steps=f.steps)
-    except (ValueError, ConfigError) as error:
-        raise app.UsageError(str(error)) from None
-    print(format_plan(result), flush=True)
-    if f.json:
-        with open(f.json, "w") as out:
-            json.dump(result, out, indent=2)
+    run_plan_command(argv, lambda f: plan(
+        f.config, f.topology, parse_mesh(f.mesh), clips=f.clips, frames=f.frames,
+        window=f.window, stride=f.stride, window_chunk=f.window_chunk, guidance=f.guidance,
+        steps=f.steps), format_plan)
 
 
 if __name__ == "__main__":
