@@ -2,17 +2,17 @@
 
     pip install -e ".[tpu]"      # libtpu: the TPU compiler, no TPU needed
     python -m launch.aot_sample --config configs/ssr_paper.py --topology v5p:2x2x4 \
-        --mesh data=1,fsdp=2,time=8 --frames 80 --window 16 --stride 14 --window-chunk 1 \
+        --mesh data=1,fsdp=2,time=8 --frames 80 --window 16 --stride 14 --window_chunk 1 \
         [--clips 1] [--guidance 1] [--steps 256] [--json plan.json]
 
 What one denoising step of `lumiere-jax sample` / `upscale` asks of the model
 (`diffusion.model_sampling.guided_denoiser`, the sampler's own code): the text encoded, the SSR's
 low-res clip noise-augmented, the denoiser run over overlapping temporal windows of the clip and
-averaged per frame (temporal MultiDiffusion, `--window-chunk` windows at a time, 0 = all at
+averaged per frame (temporal MultiDiffusion, `--window_chunk` windows at a time, 0 = all at
 once), and with guidance > 1 the conditional and null-prompt rows batched into one call. The
 weights are laid out as the trainer lays them out (`train.setup.setup`, built abstractly: fsdp
-over the weights, the config's frozen dtype), the layers run in `compute.dtype`, the clip with its rows over data x fsdp and its
-frames over time. Prints, per chip: memory (`memory_analysis`), whether it fits the chip's HBM,
+over the weights, the config's frozen dtype), the layers run in `compute.dtype`, and the clip
+has its rows over data x fsdp and its frames over time. Prints, per chip: memory (`memory_analysis`), whether it fits the chip's HBM,
 the FLOPs of one step (`cost_analysis`), and the step's and the whole sample's time at peak.
 """
 from __future__ import annotations
@@ -39,6 +39,7 @@ from lumiere_jax.diffusion.multidiffusion import window_starts
 from lumiere_jax.models.memory import set_compute_dtype
 from lumiere_jax.names import TIME
 from lumiere_jax.nn.frame_sharding import batch_axes
+from lumiere_jax.parallel.mesh import mesh_shape
 from lumiere_jax.settings import ConfigError
 from lumiere_jax.train.settings import parse_run_config
 from lumiere_jax.train.setup import TrainSetup, setup
@@ -123,7 +124,8 @@ def plan(config: ml_collections.ConfigDict, topology: str, mesh_sizes: dict[str,
                           f"is not one.")
     devices = topologies.get_topology_desc(platform="tpu", topology_name=topology).devices
     started = time.perf_counter()
-    rows = mesh_sizes.get("data", 1) * mesh_sizes.get("fsdp", 1)
+    sizes = mesh_shape(run.mesh, num_chips)
+    rows = sizes["data"] * sizes["fsdp"]
     trainer = setup(run, abstract=True, devices=devices, global_batch=max(clips, rows))
     result = {"topology": topology, "chips": num_chips, "mesh": dict(trainer.mesh.shape),
               "clips": clips, "frames": frames, "window": window, "stride": stride,
