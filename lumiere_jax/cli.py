@@ -8,6 +8,8 @@ import sys
 import time
 
 from lumiere_jax.checkpoints.exported import CheckpointError
+from lumiere_jax.cli_applications import COMMANDS as APPLICATION_COMMANDS
+from lumiere_jax.cli_applications import add_commands, add_style_flags, apply_style
 from lumiere_jax.data import video_io
 from lumiere_jax.eval.ssr_eval import evaluate_sr_fidelity, evaluate_ssr
 from lumiere_jax.eval.t2i_eval import evaluate_t2i
@@ -26,8 +28,9 @@ MODEL_KIND = {
 }
 
 
-def _add_sampling_flags(parser: argparse.ArgumentParser, video: bool = False) -> None:
-    shipped = "the shipped STUNet" if video else "the shipped T2I model"
+def _add_sampling_flags(parser: argparse.ArgumentParser, video: bool = False,
+                        shipped: str | None = None) -> None:
+    shipped = shipped or ("the shipped STUNet" if video else "the shipped T2I model")
     parser.add_argument("--checkpoint", default=None,
                         help=f"Exported checkpoint dir or training workdir (default: {shipped}).")
     parser.add_argument("--seed", type=int, default=0)
@@ -98,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--ssr-steps", type=int, default=None,
                        help="Denoising steps of the SSR stage (default: its config).")
     _add_window_flags(video)
+    add_style_flags(video)
+    add_commands(commands, _add_sampling_flags)
 
     upscale_parser = commands.add_parser(
         "upscale", help="Lift a low-resolution clip with the SSR model alone (MultiDiffusion "
@@ -172,6 +177,9 @@ def _load_pipeline(args):
         raise CheckpointError("The checkpoint holds a video super-resolution (SSR) model; use "
                               "`lumiere-jax upscale --checkpoint ...` or `lumiere-jax sample "
                               "--ssr ...` for it.")
+    if pipeline.is_video and pipeline.model.conditioning_shapes(1, 1):
+        raise CheckpointError("The checkpoint holds the conditional STUNet; use `lumiere-jax "
+                              "i2v`, `inpaint` or `cinemagraph` for it.")
     return pipeline
 
 
@@ -251,7 +259,7 @@ def run_sample(args) -> None:
     _check_extension("out", args.out, VIDEO_OUT)
     if args.xt_slice:
         _check_extension("xt-slice", args.xt_slice, (".png",))
-    pipeline = _load_pipeline(args)
+    pipeline = apply_style(_load_pipeline(args), args)
     cascade = None
     if args.ssr:
         _check_window_flags(args)
@@ -344,7 +352,8 @@ def run_evaluate_sr(args) -> None:
 
 COMMANDS = {"sample-image": run_sample_image, "sample": run_sample, "upscale": run_upscale,
             "evaluate-ssr": run_evaluate_ssr, "evaluate-sr": run_evaluate_sr,
-            "evaluate-t2i": run_evaluate_t2i, "evaluate-video": run_evaluate_video}
+            "evaluate-t2i": run_evaluate_t2i, "evaluate-video": run_evaluate_video,
+            **APPLICATION_COMMANDS}
 
 
 def main(argv=None) -> int:

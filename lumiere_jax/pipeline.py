@@ -7,7 +7,9 @@ import numpy as np
 from flax import nnx
 
 from lumiere_jax.checkpoints.exported import CheckpointError, load_exported
+from lumiere_jax.applications.style import check_alpha, interpolate_weights
 from lumiere_jax.checkpoints.paths import WEIGHTS_DIR
+from lumiere_jax.checkpoints.pretrained import describe_mismatch, exported_settings
 from lumiere_jax.diffusion.model_sampling import ModelSampler
 from lumiere_jax.train.loop import load_run_ema
 from lumiere_jax.train.settings import parse_run_config
@@ -15,7 +17,8 @@ from lumiere_jax.train.settings import parse_run_config
 SHIPPED = {"t2i": os.path.join(WEIGHTS_DIR, "t2i_shapes"),
            "stunet": os.path.join(WEIGHTS_DIR, "stunet_shapes"),
            "sr": os.path.join(WEIGHTS_DIR, "sr_shapes"),
-           "ssr": os.path.join(WEIGHTS_DIR, "ssr_shapes")}
+           "ssr": os.path.join(WEIGHTS_DIR, "ssr_shapes"),
+           "conditional": os.path.join(WEIGHTS_DIR, "conditional_shapes")}
 
 
 def shipped_checkpoint(name: str) -> str:
@@ -44,6 +47,24 @@ class LumierePipeline(ModelSampler):
         graphdef, state = nnx.split(model)
         super().__init__(graphdef, state, model, run.diffusion, run.sample, run.data.num_frames)
 
+    def with_style(self, style_checkpoint: str, alpha: float) -> "LumierePipeline":
+        """A copy whose spatial U-Net weights are alpha * W_style + (1 - alpha) * W (the T2I
+        export `style_checkpoint`, fine-tuned on a style; its text encoder and U-Net configs must
+        equal this model's); temporal layers, text encoder and input channels are kept.
+
+        >>> styled = LumierePipeline.from_checkpoint(default="stunet").with_style(
+        ...     "lumiere_jax/weights/t2i_outlined_shapes", 0.75)  # doctest: +SKIP
+        """
+        alpha = check_alpha(alpha)
+        if not self.model.is_video or self.model.spatial.kind != "t2i":
+            raise ValueError("Style weights blend into a video model that inflates a T2I "
+                             "model (a STUNet or a conditional STUNet).")
+        style = load_style_unet(resolve_checkpoint(style_checkpoint), self.model.spatial)
+        model = nnx.clone(self.model)
+        unet = nnx.state(model.spatial.unet, nnx.Param)
+        nnx.update(model.spatial.unet, interpolate_weights(unet, style, alpha))
+        return type(self)(model, self.config)
+
     @classmethod
     def from_checkpoint(cls, path: str | None = None, default: str = "t2i") -> "LumierePipeline":
         """Loads an exported checkpoint (default: the shipped model named `default`), or the EMA
@@ -53,6 +74,21 @@ class LumierePipeline(ModelSampler):
             return cls(*load_run_ema(path))
         model, config = load_exported(path)
         return cls(model, config)
+
+
+def load_style_unet(style_dir: str, spatial) -> nnx.State:
+    """The U-Net weights of a T2I export fine-tuned on a style, refused unless its text encoder
+    and U-Net configs equal `spatial`'s (the T2I model a video model inflates)."""
+    found = exported_settings(style_dir, "t2i", "a style checkpoint is an exported T2I model "
+                              "fine-tuned on a style (configs/t2i_style_shapes.py)")
+    mismatch = [line for name in ("text_encoder", "unet")
+                for line in describe_mismatch(getattr(spatial, name).config,
+                                              getattr(found, name), name)]
+    if mismatch:
+        raise CheckpointError(f"Style checkpoint {style_dir!r} does not fit this model: "
+                              + "; ".join(mismatch) + ".")
+    style, _ = load_exported(style_dir)
+    return nnx.state(style.unet, nnx.Param)
 
 
 def low_res_side(pipeline: ModelSampler) -> int | None:

@@ -102,3 +102,21 @@ def load_exported(directory: str):
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, nnx.state(model, nnx.Param))
     nnx.update(model, restore_params(directory, abstract))
     return model, config
+
+
+def export_spatial(video_dir: str, out_dir: str) -> None:
+    """Writes the T2I model that a video model's export inflates (its frozen spatial weights:
+    text encoder and U-Net) as a T2I export of its own, with the video export's diffusion
+    settings, e.g. to fine-tune a style copy of exactly the weights the STUNet was built on."""
+    model, config = load_exported(video_dir)
+    if not model.is_video or model.spatial.kind != "t2i":
+        raise CheckpointError(f"{video_dir!r} does not hold a video model inflated from a T2I "
+                              f"model (a STUNet or a conditional STUNet).")
+    values = config.to_dict()
+    values["model"] = dict(kind="t2i", text_encoder=values["model"]["text_encoder"],
+                           unet=values["model"]["unet"], text_checkpoint="")
+    values["data"] = dict(values.get("data", {}), mode="frames")
+    t2i = build_model(parse_model_config(values["model"]))
+    nnx.update(t2i.text_encoder, nnx.state(model.spatial.text_encoder, nnx.Param))
+    nnx.update(t2i.unet, nnx.state(model.spatial.unet, nnx.Param))
+    save_exported(out_dir, nnx.state(t2i, nnx.Param), values)

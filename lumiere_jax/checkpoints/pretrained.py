@@ -12,7 +12,6 @@ from flax import nnx
 from lumiere_jax.checkpoints.exported import CheckpointError, read_exported_config, restore_params
 from lumiere_jax.models.build import build_model
 from lumiere_jax.models.settings import ModelSettings, parse_model_config
-from lumiere_jax.models.stunet import STUNet
 from lumiere_jax.models.text_encoder import TextEncoder, TextParam
 from lumiere_jax.settings import ConfigError
 
@@ -36,21 +35,23 @@ def exported_settings(export_dir: str, kind: str, what: str) -> ModelSettings:
     return settings
 
 
-def load_backbone(stunet: STUNet, export_dir: str) -> None:
-    """Restores an exported 2D checkpoint of the spatial model's kind (T2I; SR for the SSR) into
-    `stunet.spatial` (text encoder included)."""
-    spatial = stunet.spatial
-    found = exported_settings(export_dir, spatial.kind, f"this video model inflates an exported "
-                              f"{spatial.kind!r} model")
-    mismatch = [line for name, config in spatial.part_configs().items()
+def load_backbone(model, export_dir: str) -> None:
+    """Restores the pretrained part a video model declares (`model.backbone()`: the 2D model of a
+    STUNet or SSR, the whole STUNet of a conditional STUNet) from an export of its kind."""
+    backbone = model.backbone()
+    found = exported_settings(export_dir, backbone.kind, f"this video model inflates an exported "
+                              f"{backbone.kind!r} model")
+    if found.temporal is not None:  # compared with the model's resolved temporal config
+        found = dataclasses.replace(found, temporal=found.temporal.resolve(found.unet))
+    mismatch = [line for name, config in backbone.configs.items()
                 for line in describe_mismatch(config, getattr(found, name), name)]
     if mismatch:
         raise CheckpointError(
-            f"Backbone {export_dir!r} does not fit this STUNet's spatial model: "
-            + "; ".join(mismatch) + f". Set config.model.{'/'.join(spatial.part_configs())} to "
-            f"the backbone's.")
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, nnx.state(stunet.spatial, nnx.Param))
-    nnx.update(stunet.spatial, restore_params(export_dir, abstract))
+            f"Backbone {export_dir!r} does not fit this model: " + "; ".join(mismatch)
+            + f". Set config.model.{'/'.join(backbone.configs)} to the backbone's.")
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct,
+                            nnx.state(backbone.module, backbone.params))
+    nnx.update(backbone.module, restore_params(export_dir, abstract))
 
 
 def load_text_encoder(text_encoder: TextEncoder, export_dir: str) -> None:

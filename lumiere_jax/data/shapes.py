@@ -40,6 +40,10 @@ SPLITS = ("train", "validation", "heldout")
 # Geometry of the world, in frame widths. A shape's size is the radius of its circumscribed circle.
 SIZE_RADIUS = {"small": 0.17, "large": 0.26}
 STAR_INNER_RATIO = 0.45          # inner / outer radius of the five-pointed star
+# Render styles: "plain" fills the shape; "outlined" (the style world of stylized generation)
+# draws only a band of OUTLINE_WIDTH inside its outline and shows the background within.
+STYLES = ("plain", "outlined")
+OUTLINE_WIDTH = 0.04
 EDGE_MARGIN = 0.035              # gap kept between the shape and the frame border
 # Motion magnitudes over the whole clip, per speed.
 TRANSLATION_DISTANCE = {"slowly": 0.2, "quickly": 0.4}
@@ -254,12 +258,15 @@ def _unit_signed_distance(shape: str, px: np.ndarray, py: np.ndarray) -> np.ndar
     return _polygon_signed_distance(px, py, _polygon_vertices(shape))
 
 
-def shape_coverage(shape: str, cx, cy, radius, angle, resolution: int) -> np.ndarray:
+def shape_coverage(shape: str, cx, cy, radius, angle, resolution: int,
+                   style: str = "plain") -> np.ndarray:
     """Anti-aliased coverage in [0, 1], shape (F, H, W), of a shape at F poses.
 
     Pose arrays (length F) are in normalised coordinates; the coverage of a pixel is a one-pixel
-    wide linear ramp of the exact signed distance from its centre to the shape outline.
+    wide linear ramp of the exact signed distance from its centre to the shape outline. An
+    "outlined" shape covers only the band within OUTLINE_WIDTH of its outline.
     """
+    _check_choice("style", style, STYLES)
     _check_choice("shape", shape, SHAPES)
     cx, cy, radius, angle = (np.asarray(v, dtype=np.float64).reshape(-1, 1, 1)
                              for v in (cx, cy, radius, angle))
@@ -269,7 +276,10 @@ def shape_coverage(shape: str, cx, cy, radius, angle, resolution: int) -> np.nda
     local_x = (cos * dx + sin * dy) / radius      # rotate by -angle into the shape's frame
     local_y = (-sin * dx + cos * dy) / radius
     distance_pixels = _unit_signed_distance(shape, local_x, local_y) * radius * resolution
-    return np.clip(0.5 - distance_pixels, 0.0, 1.0)
+    coverage = np.clip(0.5 - distance_pixels, 0.0, 1.0)
+    if style == "outlined":
+        coverage = coverage - np.clip(0.5 - distance_pixels - OUTLINE_WIDTH * resolution, 0.0, 1.0)
+    return coverage
 
 
 def _check_render_args(resolution: int, num_frames: int) -> None:
@@ -286,25 +296,27 @@ def _compose(spec: ClipSpec, coverage: np.ndarray) -> np.ndarray:
     return np.rint(pixels).astype(np.uint8)
 
 
-def _render_times(spec: ClipSpec, u: np.ndarray, resolution: int) -> np.ndarray:
-    return _compose(spec, shape_coverage(spec.shape, *shape_poses(spec, u), int(resolution)))
+def _render_times(spec: ClipSpec, u: np.ndarray, resolution: int, style: str) -> np.ndarray:
+    return _compose(spec, shape_coverage(spec.shape, *shape_poses(spec, u), int(resolution),
+                                         style))
 
 
-def render_clip(spec: ClipSpec, resolution: int = 32, num_frames: int = 16) -> np.ndarray:
-    """Render a clip as uint8 (num_frames, resolution, resolution, 3)."""
+def render_clip(spec: ClipSpec, resolution: int = 32, num_frames: int = 16,
+                style: str = "plain") -> np.ndarray:
+    """Render a clip as uint8 (num_frames, resolution, resolution, 3) in `style` (STYLES)."""
     _check_render_args(resolution, num_frames)
-    return _render_times(spec, clip_times(int(num_frames)), resolution)
+    return _render_times(spec, clip_times(int(num_frames)), resolution, style)
 
 
 def render_frame(spec: ClipSpec, frame_index: int, resolution: int = 32,
-                 num_frames: int = 16) -> np.ndarray:
+                 num_frames: int = 16, style: str = "plain") -> np.ndarray:
     """Render one frame, uint8 (resolution, resolution, 3); equals render_clip(...)[frame_index]."""
     _check_render_args(resolution, num_frames)
     if int(frame_index) != frame_index or not 0 <= frame_index < num_frames:
         raise ValueError(
             f"frame_index must be an integer in [0, {num_frames}), got {frame_index!r}")
     u = clip_times(int(num_frames))[int(frame_index):int(frame_index) + 1]
-    return _render_times(spec, u, resolution)[0]
+    return _render_times(spec, u, resolution, style)[0]
 
 
 # ----------------------------------------------------------------------------- captions

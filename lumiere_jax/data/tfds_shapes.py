@@ -40,12 +40,14 @@ def caption_for_seed(seed: int, split: str) -> tuple[str, shapes.ClipSpec]:
     return shapes.make_caption(spec, np.random.default_rng([seed, _CAPTION_STREAM])), spec
 
 
-def render_example(seed: int, split: str, resolution: int, num_frames: int) -> dict:
+def render_example(seed: int, split: str, resolution: int, num_frames: int,
+                   style: str = "plain") -> dict:
     """One dataset example (features as stored) for a render seed."""
     caption, spec = caption_for_seed(seed, split)
     attributes = spec.to_dict()
     example = {
-            "frames": shapes.render_clip(spec, resolution=resolution, num_frames=num_frames),
+            "frames": shapes.render_clip(spec, resolution=resolution, num_frames=num_frames,
+                                         style=style),
             "caption": caption,
             "canonical_caption": shapes.canonical_caption(spec),
             "seed": np.int64(seed),
@@ -65,24 +67,30 @@ class ShapesConfig(tfds.core.BuilderConfig):
     num_train: int = 20_000
     num_validation: int = 1_000
     num_heldout: int = 1_000
+    style: str = "plain"
 
     def split_sizes(self) -> dict[str, int]:
         return {"train": self.num_train, "validation": self.num_validation, "heldout": self.num_heldout}
 
 
 def make_builder_config(resolution: int = 32, num_frames: int = 16, num_train: int = 20_000,
-                        num_validation: int = 1_000, num_heldout: int = 1_000) -> ShapesConfig:
-    """A config named after its sizes (e.g. `r32_f16_n20000_1000_1000`), so builds never collide."""
+                        num_validation: int = 1_000, num_heldout: int = 1_000,
+                        style: str = "plain") -> ShapesConfig:
+    """A config named after its sizes and style (e.g. `r32_f16_n20000_1000_1000`, with
+    `_outlined` appended for that style), so builds never collide."""
+    if style not in shapes.STYLES:
+        raise ValueError(f"Unknown style {style!r}; allowed: {shapes.STYLES}.")
     sizes = {"resolution": resolution, "num_frames": num_frames, "num_train": num_train,
              "num_validation": num_validation, "num_heldout": num_heldout}
     for name, value in sizes.items():
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
     return ShapesConfig(
-            name=f"r{resolution}_f{num_frames}_n{num_train}_{num_validation}_{num_heldout}",
+            name=f"r{resolution}_f{num_frames}_n{num_train}_{num_validation}_{num_heldout}"
+                 + ("" if style == "plain" else f"_{style}"),
             description=(f"{resolution}x{resolution} clips of {num_frames} frames; "
                          f"{num_train} train, {num_validation} validation, {num_heldout} held-out examples."),
-            **{name: int(value) for name, value in sizes.items()})
+            style=style, **{name: int(value) for name, value in sizes.items()})
 
 
 class ShapesVideos(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -125,17 +133,20 @@ class ShapesVideos(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         config = self.builder_config
         for index in range(count):
             seed = example_seed(split, index)
-            yield index, render_example(seed, split, config.resolution, config.num_frames)
+            yield index, render_example(seed, split, config.resolution, config.num_frames,
+                                        config.style)
 
 
 def prepare_shapes_dataset(data_dir, resolution: int = 32, num_frames: int = 16, num_train: int = 20_000,
-                           num_validation: int = 1_000, num_heldout: int = 1_000) -> ShapesVideos:
+                           num_validation: int = 1_000, num_heldout: int = 1_000,
+                           style: str = "plain") -> ShapesVideos:
     """Builds the dataset under `data_dir` unless it is already there; returns its builder.
 
     TFDS writes into a temporary folder and renames it when complete, so a failed build leaves
     nothing that a later call could mistake for a finished dataset.
     """
-    config = make_builder_config(resolution, num_frames, num_train, num_validation, num_heldout)
+    config = make_builder_config(resolution, num_frames, num_train, num_validation, num_heldout,
+                                 style)
     data_dir = os.fspath(data_dir)
     make_builder = lambda: ShapesVideos(config=config, data_dir=data_dir, file_format="array_record")
     builder = make_builder()

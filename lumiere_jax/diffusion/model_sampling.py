@@ -17,7 +17,7 @@ from flax import nnx
 from lumiere_jax.diffusion.guidance import classifier_free_guidance
 from lumiere_jax.diffusion.multidiffusion import temporal_multidiffusion, window_starts
 from lumiere_jax.diffusion.pixels import frames_to_model_range, to_uint8
-from lumiere_jax.diffusion.samplers import sample
+from lumiere_jax.diffusion.samplers import noise_to, sample
 from lumiere_jax.diffusion.settings import DiffusionSettings
 from lumiere_jax.models.protocol import DiffusionModel
 from lumiere_jax.settings import SampleSettings
@@ -27,10 +27,11 @@ from lumiere_jax.text import tokenizer
 @functools.partial(jax.jit, static_argnames=("graphdef", "shape", "schedule", "prediction", "steps",
                                                "sampler", "guidance", "dynamic_threshold",
                                                "frame_correlation", "progress", "noise_aug",
-                                               "window", "stride", "window_chunk"))
+                                               "window", "stride", "window_chunk", "t_start"))
 def sample_model(graphdef, state, tokens, conditions, rng, *, shape, schedule, prediction, steps,
                  sampler, guidance, dynamic_threshold, frame_correlation, progress,
-                 noise_aug=None, window=None, stride=None, window_chunk=0):
+                 noise_aug=None, window=None, stride=None, window_chunk=0, x_start=None,
+                 t_start=1.0):
     """x0 (shape) for `tokens` and the model's other `conditions` (a dict, in the model range),
     with classifier-free guidance (the conditional and the null prompt batched into one call of
     the model per step; the other conditions are kept for both).
@@ -38,15 +39,23 @@ def sample_model(graphdef, state, tokens, conditions, rng, *, shape, schedule, p
     A video model with `window` denoises overlapping windows of `window` frames, `stride` apart,
     at every step and averages them per frame (temporal MultiDiffusion): its per-frame inputs
     (e.g. the SSR's low-res clip) are cut into the same windows, all denoised in one vmap, or
-    `window_chunk` windows at a time (less memory, one window's activations per chunk)."""
+    `window_chunk` windows at a time (less memory, one window's activations per chunk).
+
+    With `x_start` (model range) and `t_start` < 1 it is SDEdit: x_start is noised to t_start
+    and denoised from there."""
     model = nnx.merge(graphdef, state)
     condition_rng, rng = jax.random.split(rng)
+    x_init = None
+    if x_start is not None:
+        start_rng, rng = jax.random.split(rng)
+        x_init = noise_to(x_start, t_start, start_rng, schedule, frame_correlation)
     predict = guided_denoiser(model, tokens, conditions, condition_rng, guidance=guidance,
                               noise_aug=noise_aug, window=window, stride=stride,
                               window_chunk=window_chunk)
     return sample(predict, shape, rng, schedule, steps=steps, sampler=sampler,
                   prediction=prediction, dynamic_threshold=dynamic_threshold,
-                  frame_correlation=frame_correlation, progress=progress)
+                  frame_correlation=frame_correlation, progress=progress, x_init=x_init,
+                  t_start=t_start)
 
 
 def guided_denoiser(model: DiffusionModel, tokens, conditions: dict, rng, *, guidance: float,
@@ -120,7 +129,8 @@ class ModelSampler:
                frames: int | None = None, conditions: dict | None = None,
                progress: bool = False, noise_aug: float | None = None,
                window: int | None = None, stride: int | None = None,
-               window_chunk: int = 0, allow_empty: bool = False) -> np.ndarray:
+               window_chunk: int = 0, allow_empty: bool = False, start=None,
+               strength: float = 1.0) -> np.ndarray:
         """One sample per prompt: uint8 images (N, H, W, 3), or clips (N, T, H, W, 3) from a
         video model (T = `frames`, default the training length; the whole clip in one pass, or
         with `window` in overlapping windows of that many frames, `stride` apart (default half a
@@ -130,8 +140,16 @@ class ModelSampler:
         `conditions`: the model's inputs besides the text (`conditioning_shapes`), as uint8
         pixels, e.g. {"low_res": clips (N, T, h, w, 3)} for the SSR model, which noise-augments
         them to `noise_aug` (default its config's). `allow_empty` lets a prompt be "" (the null
-        prompt, e.g. to upscale a clip that has no caption)."""
+        prompt, e.g. to upscale a clip that has no caption).
+
+        `start` (uint8, the output's shape) with `strength` S in [0, 1] is SDEdit: `start` is
+        noised to time S and denoised from there in `steps` steps (S = 0 returns it as given,
+        S = 1 ignores it)."""
         defaults = self.sample_defaults
+        if not 0.0 <= float(strength) <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {strength}.")
+        if start is not None and float(strength) == 0.0:
+            return np.asarray(start, np.uint8).copy()
         tokens = self.tokenize(prompts, allow_empty)
         if frames is None and self.model.is_video:
             frames = self.default_frames
@@ -149,6 +167,11 @@ class ModelSampler:
         check_conditions(conditions, self.model.conditioning_shapes(tokens.shape[0], frames))
         conditions = {name: frames_to_model_range(np.asarray(value, np.uint8))
                       for name, value in conditions.items()}
+        x_start = None
+        if start is not None:
+            if tuple(np.shape(start)) != tuple(shape):
+                raise ValueError(f"start has shape {np.shape(start)}, the samples have {shape}.")
+            x_start = frames_to_model_range(np.asarray(start, np.uint8))
         x = sample_model(
             self.graphdef, self.state, jnp.asarray(tokens), conditions, jax.random.key(seed),
             shape=shape, schedule=self.diffusion.noise_schedule(),
@@ -158,5 +181,6 @@ class ModelSampler:
             dynamic_threshold=defaults.dynamic_threshold or None,
             frame_correlation=float(self.diffusion.frame_noise_correlation), progress=progress,
             noise_aug=None if noise_aug is None else float(noise_aug), window=window,
-            stride=stride, window_chunk=int(window_chunk) if window is not None else 0)
+            stride=stride, window_chunk=int(window_chunk) if window is not None else 0,
+            x_start=x_start, t_start=float(strength) if start is not None else 1.0)
         return to_uint8(x)

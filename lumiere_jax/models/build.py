@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flax import nnx
 
+from lumiere_jax.models.conditional import ConditionalSTUNet
 from lumiere_jax.models.settings import ModelSettings
 from lumiere_jax.models.sr import SuperResolution2D
 from lumiere_jax.models.stunet import STUNet
@@ -24,6 +25,9 @@ def build_model(settings: ModelSettings, seed: int = 0) -> nnx.Module:
     if settings.kind == "ssr":
         return STUNet(settings.text_encoder, settings.unet, settings.temporal, rngs=rngs,
                       ssr=settings.ssr)
+    if settings.kind == "conditional_stunet":
+        return ConditionalSTUNet(settings.text_encoder, settings.unet, settings.temporal,
+                                 settings.conditioning, rngs=rngs)
     if settings.kind == "t5":
         return T5Pretrainer(settings.text_encoder, settings.decoder, rngs=rngs)
     if settings.kind == "text_encoder":

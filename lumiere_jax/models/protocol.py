@@ -52,6 +52,8 @@ class DiffusionModel(Protocol):
 class VideoModel(DiffusionModel, Protocol):
     """A model whose inputs are clips: it checks clip lengths and can split frames over devices."""
 
+    spatial: DiffusionModel  # the 2D model it inflates (its `kind`: "t2i", or "sr" for the SSR)
+
     def check_frame_count(self, frames: int, shards: int | None = None) -> None:
         """Refuses a clip length its temporal strides (and `shards` time shards) cannot divide."""
 

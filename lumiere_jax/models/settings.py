@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from lumiere_jax.models.conditional import ConditioningConfig
 from lumiere_jax.models.sr import SSRConfig, check_ssr_config
 from lumiere_jax.models.stunet import STUNetConfig
 from lumiere_jax.models.t2i import check_text_width
@@ -22,19 +23,20 @@ MODEL_KEYS = {
     "stunet": ("text_encoder", "unet", "temporal", "backbone"),
     "sr": ("text_encoder", "unet", "ssr", "text_checkpoint"),
     "ssr": ("text_encoder", "unet", "temporal", "ssr", "backbone"),
+    "conditional_stunet": ("text_encoder", "unet", "temporal", "conditioning", "backbone"),
     "t5": ("text_encoder", "decoder"),
     "text_encoder": ("text_encoder",),
 }
 MODEL_KINDS = tuple(MODEL_KEYS)
 SECTIONS = {"text_encoder": TextEncoderConfig, "unet": UNetConfig, "temporal": STUNetConfig,
-            "ssr": SSRConfig, "decoder": DecoderConfig}
+            "ssr": SSRConfig, "decoder": DecoderConfig, "conditioning": ConditioningConfig}
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelSettings:
     """A model kind with the configs of the parts it has (None: a part this kind lacks).
 
-    `backbone` (STUNet: a T2I export; SSR: an SR export) and `text_checkpoint` (T2I, SR) name
+    `backbone` (STUNet: a T2I export; SSR: an SR export; conditional STUNet: a STUNet export) and `text_checkpoint` (T2I, SR) name
     exported checkpoints whose weights `checkpoints.pretrained` restores into the built model;
     "" keeps the random init.
     """
@@ -44,6 +46,7 @@ class ModelSettings:
     temporal: STUNetConfig | None = None
     ssr: SSRConfig | None = None
     decoder: DecoderConfig | None = None
+    conditioning: ConditioningConfig | None = None
     backbone: str = ""
     text_checkpoint: str = ""
 

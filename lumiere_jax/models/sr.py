@@ -22,7 +22,7 @@ from flax import nnx
 
 from lumiere_jax.models.t2i import TextToImage
 from lumiere_jax.models.text_encoder import TextEncoderConfig
-from lumiere_jax.models.unet2d import UNetConfig, identity_hook
+from lumiere_jax.models.unet2d import UNetConfig
 
 LOW_RES = "low_res"
 AUG_LEVEL = "aug_level"
@@ -143,11 +143,6 @@ class SuperResolution2D(TextToImage):
             raise ValueError(f"cond['low_res'] has shape {low_res.shape}, expected {expected}.")
         return jnp.concatenate([x_t, enlarge_frames(low_res.astype(x_t.dtype), x_t.shape[-2])],
                                axis=-1)
-
-    def denoise(self, x_t, t, cond, hook=identity_hook):
-        """Model output (v or eps) for noisy images x_t (B, H, W, C) given the low-res images."""
-        return self.unet(self.unet_input(x_t, cond), t, cond["context"], cond["mask"], hook=hook,
-                         emb=self.embed(t, cond))
 
     def __call__(self, x_t, t, tokens, low_res, aug_level):
         cond = dict(self.encode_text(tokens), **{LOW_RES: low_res, AUG_LEVEL: aug_level})

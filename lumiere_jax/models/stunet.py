@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import chex
 import einops
@@ -94,6 +95,17 @@ class STUNetConfig:
             raise ValueError(f"num_heads={self.num_heads} does not divide the coarsest level's "
                              f"width {coarsest_width} (base_channels * channel_mult[-1]).")
         return dataclasses.replace(self, temporal_down_levels=levels)
+
+
+@dataclasses.dataclass(frozen=True)
+class Backbone:
+    """The pretrained part of a video model that its config's `backbone` export restores: an
+    export of `kind`, whose config sections must equal `configs`, restored into the weights of
+    `module` that `params` (an nnx filter) selects."""
+    kind: str
+    module: nnx.Module
+    configs: dict
+    params: Any
 
 
 def frame_stride(config: STUNetConfig) -> int:
@@ -203,8 +215,7 @@ class STUNet(nnx.Module):
 
     def __init__(self, text_config: TextEncoderConfig, unet_config: UNetConfig,
                  config: STUNetConfig, *, rngs: nnx.Rngs, ssr: SSRConfig | None = None):
-        self.spatial = (TextToImage(text_config, unet_config, rngs=rngs) if ssr is None else
-                        SuperResolution2D(text_config, unet_config, ssr, rngs=rngs))
+        self.spatial = self.build_spatial(text_config, unet_config, ssr, rngs)
         self.config = config.resolve(unet_config)
         self.num_levels = len(unet_config.channel_mult)
         sites = walk_sites(self.spatial.unet)
@@ -237,6 +248,18 @@ class STUNet(nnx.Module):
                                                     self.config.num_heads, rngs=rngs)
                               if self.config.text_pool else None)
         self.frame_sharding = UNSHARDED
+
+    @staticmethod
+    def build_spatial(text_config: TextEncoderConfig, unet_config: UNetConfig,
+                      ssr: SSRConfig | None, rngs: nnx.Rngs) -> TextToImage:
+        """The 2D model it inflates: the T2I model, or the SR model given `ssr`."""
+        if ssr is None:
+            return TextToImage(text_config, unet_config, rngs=rngs)
+        return SuperResolution2D(text_config, unet_config, ssr, rngs=rngs)
+
+    def backbone(self) -> Backbone:
+        """What a `backbone` export restores: the 2D model (an export of its kind), every weight."""
+        return Backbone(self.spatial.kind, self.spatial, self.spatial.part_configs(), nnx.Param)
 
     def shard_frames(self, frame_sharding: FrameSharding) -> None:
         """Splits clips over `frame_sharding`'s time axis in every later call (static, traced in)."""
@@ -354,8 +377,7 @@ class STUNet(nnx.Module):
         fold = lambda video: einops.rearrange(video, "b t ... -> (b t) ...")
         per_frame = {name: fold(value) if name in self.spatial.per_frame_inputs else value
                      for name, value in cond.items()}
-        out = self.spatial.unet(self.spatial.unet_input(fold(x_t), per_frame), t, context,
-                                mask, hook=hook, emb=emb)
+        out = self.spatial.denoise(fold(x_t), t, per_frame, hook=hook, emb=emb)
         return einops.rearrange(out, "(b t) h w c -> b t h w c", b=batch, t=frames)
 
     def __call__(self, x_t, t, tokens):

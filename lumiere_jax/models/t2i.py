@@ -81,9 +81,18 @@ class TextToImage(nnx.Module):
         del cond
         return x_t
 
-    def denoise(self, x_t, t, cond, hook=identity_hook):
-        """Model output (v or eps) for noisy images x_t (B, H, W, C) at times t (B,)."""
-        return self.unet(x_t, t, cond["context"], cond["mask"], hook=hook)
+    def extra_input(self, cond: dict):
+        """What is added to the U-Net's first conv output besides x's (a widened first conv's
+        extra channels); None: nothing."""
+        del cond
+        return None
+
+    def denoise(self, x_t, t, cond, hook=identity_hook, emb=None):
+        """Model output (v or eps) for noisy images x_t (B, H, W, C) at times t (B,). `emb`: the
+        conditioning embedding when computed already (`embed`; the STUNet embeds per video)."""
+        emb = self.embed(t, cond) if emb is None else emb
+        return self.unet(self.unet_input(x_t, cond), t, cond["context"], cond["mask"], hook=hook,
+                         emb=emb, extra_input=self.extra_input(cond))
 
     def __call__(self, x_t, t, tokens):
         return self.denoise(x_t, t, self.encode_text(tokens))

@@ -192,10 +192,13 @@ class UNet2D(nnx.Module):
             h = h + self.aug_mlp_out(jax.nn.silu(self.aug_mlp_in(aug)))
         return h
 
-    def __call__(self, x, t, context, context_mask, *, hook: Hook = identity_hook, emb=None):
+    def __call__(self, x, t, context, context_mask, *, hook: Hook = identity_hook, emb=None,
+                 extra_input=None):
         """x: (N, H, W, C_in); t: (N,); context: (N, L, C_ctx); context_mask: (N, L) -> (N, H, W, C_out).
 
         `emb` may be given precomputed (the STUNet embeds once per video, not once per frame).
+        `extra_input` (N, H / patch, W / patch, base_channels) is added to `conv_in`'s output: a
+        widened first conv's contribution from input channels beyond x's (the conditional STUNet).
         `emb`, `context` and `context_mask` may have one row per video instead of one per row of
         x; each block repeats them to the rows it sees (see `per_row`).
         """
@@ -229,6 +232,8 @@ class UNet2D(nnx.Module):
 
         patch = self.config.patch_size
         h = self.conv_in(to_patches(x, patch))
+        if extra_input is not None:
+            h = h + extra_input.astype(h.dtype)
         saved = [h]
         for level, blocks in enumerate(self.down):
             h, outputs = walk_level(blocks, "down", level, h)

@@ -100,7 +100,7 @@ def prepare_dataset(data: S.DataSettings):
     others wait; each then opens it (and builds it too where its data_dir is a local disk)."""
     prepare = lambda: tfds_shapes.prepare_shapes_dataset(
         data.data_dir or default_data_dir(), data.resolution, data.num_frames,
-        data.num_train, data.num_validation, data.num_heldout)
+        data.num_train, data.num_validation, data.num_heldout, data.style)
     if jax.process_count() == 1:
         return prepare()
     if jax.process_index() == 0:
