@@ -28,7 +28,7 @@ def get_config(arg=None):
     )
     # Every weight but the text encoder trains (as in the paper), from a trained model: a lower
     # learning rate than the temporal layers' first run.
-    config.optim.update(learning_rate=3e-4, warmup_steps=50, total_steps=800)
+    config.optim.update(learning_rate=3e-4, warmup_steps=50, total_steps=600)
     if variant == "tiny":
         config.optim.update(warmup_steps=2, total_steps=20)
     return config

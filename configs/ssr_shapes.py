@@ -21,7 +21,10 @@ def get_config(arg=None):
         kind="ssr",
         text_encoder=spatial.text_encoder.to_dict(),
         unet=spatial.unet.to_dict(),
-        ssr=spatial.ssr.to_dict(),
+        # Sampling trusts the low-res input less than the SR alone does (level 0.3, not 0.1): on
+        # the base model's clips the SSR then follows the text more and the blob less
+        # (docs/ssr.md).
+        ssr=dict(spatial.ssr.to_dict(), noise_aug=0.3),
         temporal=dict(temporal_down_levels=(), temporal_attention_layers=0,
                       temporal_conv_kernel=3, num_heads=4, text_pool=False,
                       temporal_conv_spatial_kernel=1),

@@ -11,7 +11,8 @@ from lumiere_jax.checkpoints.exported import CheckpointError, save_exported
 from lumiere_jax.checkpoints.pretrained import load_backbone
 from lumiere_jax.models import masks
 from lumiere_jax.models.build import build_model
-from lumiere_jax.models.conditional import (KNOWN_MASK, KNOWN_VIDEO, ConditionalSTUNet,
+from lumiere_jax.models.conditional import (CONDITION_GAIN, KNOWN_MASK, KNOWN_VIDEO,
+                                            ConditionalSTUNet,
                                             ConditioningConfig, ConditionInputParam)
 from lumiere_jax.models.settings import parse_model_config
 from lumiere_jax.models.text_encoder import TextParam
@@ -63,8 +64,8 @@ def test_the_widened_model_starts_equal_to_the_text_to_video_model(pair):
 
 
 def test_the_split_first_conv_equals_one_conv_over_seven_channels(pair):
-    """conv_in(J) + condition_in([C, M]) is a 3 -> 7 widened conv: one conv over the
-    concatenation with the two kernels stacked on the input axis."""
+    """conv_in(J) + gain * condition_in([C, M]) is a 3 -> 7 widened conv: one conv over the
+    concatenation with the two kernels (the new one times the gain) stacked on the input axis."""
     _, conditional = pair
     spatial = conditional.spatial
     kernel = jax.random.normal(jax.random.key(1), spatial.condition_in.kernel.shape)
@@ -74,7 +75,8 @@ def test_the_split_first_conv_equals_one_conv_over_seven_channels(pair):
     split = spatial.unet.conv_in(x) + spatial.extra_input(
         {KNOWN_VIDEO: c[..., :3], KNOWN_MASK: c[..., 3:]})
     wide = nnx.Conv(7, kernel.shape[-1], (3, 3), rngs=nnx.Rngs(0))
-    wide.kernel.value = jnp.concatenate([spatial.unet.conv_in.kernel.value, kernel], axis=2)
+    wide.kernel.value = jnp.concatenate([spatial.unet.conv_in.kernel.value,
+                                         CONDITION_GAIN * kernel], axis=2)
     wide.bias.value = spatial.unet.conv_in.bias.value
     np.testing.assert_allclose(split, wide(jnp.concatenate([x, c], -1)), atol=1e-4)
     spatial.condition_in.kernel.value = jnp.zeros_like(kernel)

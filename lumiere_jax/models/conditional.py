@@ -4,7 +4,8 @@ Its input is the channel concatenation of the noisy clip J (3), a conditioning c
 pixels, 0 elsewhere) and a mask M (1: +1 known, -1 generated), so its first conv is widened from
 3 to 7 input channels. The widened conv is kept as the T2I's own `unet.conv_in` (the 3 channels
 of J) plus `spatial.condition_in`, a conv over the 4 new channels with a zero-initialised kernel
-and no bias: conv([J, C, M]) = conv_in(J) + condition_in([C, M]), so the widened model starts
+and no bias: conv([J, C, M]) = conv_in(J) + CONDITION_GAIN * condition_in([C, M]) (a gain that
+speeds up the new weights' training), so the widened model starts
 equal to the text-to-video model and loads the STUNet's checkpoint unchanged.
 
 As in the paper, the whole model fine-tunes (everything but the frozen, pretrained text
@@ -31,6 +32,10 @@ from lumiere_jax.nn.variables import retype_params
 KNOWN_VIDEO = "known_video"  # C: (B, T, H, W, 3), model range, 0 where not known
 KNOWN_MASK = "known_mask"    # M: (B, T, H, W, 1), +1 known, -1 generated
 CONDITION_CHANNELS = 4       # C and M
+# The new channels' kernel is stored divided by this gain: an optimizer step then moves their
+# contribution CONDITION_GAIN times further, a higher learning rate for the zero-initialised
+# weights (which must grow from nothing) than for the trained ones, within one optimizer.
+CONDITION_GAIN = 10.0
 
 
 class ConditionInputParam(nnx.Param):
@@ -89,13 +94,13 @@ class MaskConditionedT2I(TextToImage):
                                    KNOWN_MASK: mask_to_model(known, video.dtype)})
 
     def extra_input(self, cond: dict):
-        """condition_in([C, M]) for frames folded into the batch (N, H, W, ...)."""
+        """CONDITION_GAIN * condition_in([C, M]) for frames folded into the batch (N, H, W, ...)."""
         for name in (KNOWN_VIDEO, KNOWN_MASK):
             if name not in cond:
                 raise ValueError(f"The conditional STUNet needs cond[{name!r}]; see "
                                  f"condition_on / prepare_conditions.")
         inputs = jnp.concatenate([cond[KNOWN_VIDEO], cond[KNOWN_MASK]], axis=-1)
-        return self.condition_in(to_patches(inputs, self.unet.config.patch_size))
+        return CONDITION_GAIN * self.condition_in(to_patches(inputs, self.unet.config.patch_size))
 
 
 class ConditionalSTUNet(STUNet):
