@@ -26,9 +26,12 @@ def get_config(arg=None):
         conditioning=dict(layout_probs=(0.35, 0.3, 0.25, 0.1)),
         backbone=backbone_dir,
     )
+    # The plain v loss over t ~ U(0, 1), as the STUNet trained: the noisy steps, where the known
+    # pixels tell the most, keep their weight (Min-SNR and a low-t focus would shrink it).
+    config.diffusion.update(loss_weighting="none", focus_fraction=0.0)
     # Every weight but the text encoder trains (as in the paper), from a trained model: a lower
     # learning rate than the temporal layers' first run.
-    config.optim.update(learning_rate=3e-4, warmup_steps=50, total_steps=600)
+    config.optim.update(learning_rate=3e-4, warmup_steps=50, total_steps=400)
     if variant == "tiny":
         config.optim.update(warmup_steps=2, total_steps=20)
     return config

@@ -26,7 +26,7 @@ def get_config(arg=None):
         config.model.text_checkpoint = ""  # the base export holds the text encoder already
         config.checkpoint.init_from = base_dir
     # A short fine-tune from a trained model: a lower learning rate and a short warm-up.
-    config.optim.update(learning_rate=3e-4, warmup_steps=50, total_steps=600)
+    config.optim.update(learning_rate=3e-4, warmup_steps=50, total_steps=400)
     if variant == "tiny":
         config.optim.update(warmup_steps=2, total_steps=20)
     return config

@@ -5,7 +5,7 @@
 
 image-to-video, inpainting and cinemagraphs with the conditional STUNet (default: the shipped
 one); stylized generation with the video model blended with a style T2I export at each alpha
-(skipped without --style). Scores go to `<out>/scores.json`, GIFs (first cases, model pixels
+(skipped without --style), and SDEdit of validation clips by the blended model. Scores go to `<out>/scores.json`, GIFs (first cases, model pixels
 beside the truth or the given input) to `<out>/<application>.gif`.
 """
 from __future__ import annotations
@@ -17,10 +17,11 @@ import time
 
 import numpy as np
 
-from lumiere_jax.applications.edit import generate_conditioned
+from lumiere_jax.applications.edit import generate_conditioned, stylize_video
 from lumiere_jax.data import video_io
 from lumiere_jax.eval.applications_eval import (APPLICATIONS, application_conditions, cases,
-                                                evaluate_application, evaluate_style)
+                                                evaluate_application, evaluate_sdedit,
+                                                evaluate_style)
 from lumiere_jax.eval.split_sampling import prompts_and_specs
 from lumiere_jax.pipeline import LumierePipeline
 
@@ -48,6 +49,8 @@ def main(argv=None) -> None:
     parser.add_argument("--style", default=None, help="Style T2I export; none skips the style runs.")
     parser.add_argument("--alphas", default="0,0.5,0.75,1")
     parser.add_argument("--applications", default=",".join(APPLICATIONS))
+    parser.add_argument("--sdedit-strength", type=float, default=0.6)
+    parser.add_argument("--sdedit-alpha", type=float, default=1.0)
     parser.add_argument("--num", type=int, default=32)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=25)
@@ -82,6 +85,17 @@ def main(argv=None) -> None:
             print(alpha, json.dumps(scores[f"style_alpha_{alpha:g}"]), flush=True)
             json.dump(scores, open(path, "w"), indent=2, sort_keys=True)
         write_gif(os.path.join(args.out, "stylized.gif"), rows)
+        styled = video.with_style(args.style, args.sdedit_alpha)
+        start = time.perf_counter()
+        result = evaluate_sdedit(styled, args.sdedit_strength, num=args.num, **settings)
+        scores["sdedit"] = dict(result, alpha=args.sdedit_alpha,
+                                seconds=time.perf_counter() - start)
+        print("sdedit", json.dumps(scores["sdedit"]), flush=True)
+        json.dump(scores, open(path, "w"), indent=2, sort_keys=True)
+        _, _, clips = cases("validation", 4, video.resolution, video.default_frames)
+        edited = np.stack([stylize_video(styled, clip, caption, args.sdedit_strength, **settings)
+                           for clip, caption in zip(clips, captions)])
+        write_gif(os.path.join(args.out, "sdedit.gif"), [clips, edited])
 
 
 if __name__ == "__main__":

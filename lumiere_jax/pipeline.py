@@ -1,4 +1,13 @@
-"""What the CLI and notebooks call: load shipped or trained models and sample from them."""
+"""What the CLI and notebooks call: load shipped or trained models and sample from them.
+
+The applications are functions of a loaded pipeline, importable from here too:
+`image_to_video`, `inpaint`, `cinemagraph` (a conditional STUNet) and `stylize_video` (SDEdit,
+any text-to-video STUNet, e.g. one blended with a style by `LumierePipeline.with_style`):
+
+>>> from lumiere_jax.pipeline import LumierePipeline, image_to_video  # doctest: +SKIP
+>>> clip = image_to_video(LumierePipeline.from_checkpoint(default="conditional"), image,
+...                       "a red circle moving to the left")  # doctest: +SKIP
+"""
 from __future__ import annotations
 
 import os
@@ -7,6 +16,8 @@ import numpy as np
 from flax import nnx
 
 from lumiere_jax.checkpoints.exported import CheckpointError, load_exported
+from lumiere_jax.applications.edit import (cinemagraph, image_to_video, inpaint,  # noqa: F401
+                                           stylize_video)
 from lumiere_jax.applications.style import check_alpha, interpolate_weights
 from lumiere_jax.checkpoints.paths import WEIGHTS_DIR
 from lumiere_jax.checkpoints.pretrained import describe_mismatch, exported_settings

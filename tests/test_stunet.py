@@ -96,12 +96,12 @@ def observe_walk(monkeypatch, model, frames):
     seen = []
     walk = UNet2D.__call__
 
-    def observed_walk(self, x, t, context, context_mask, *, hook, emb=None):
+    def observed_walk(self, x, t, context, context_mask, *, hook, **kwargs):
         def watching_hook(site, h):
             out = hook(site, h)
             seen.append((site, h.shape[0], out.shape[0]))
             return out
-        return walk(self, x, t, context, context_mask, hook=watching_hook, emb=emb)
+        return walk(self, x, t, context, context_mask, hook=watching_hook, **kwargs)
 
     monkeypatch.setattr(UNet2D, "__call__", observed_walk)
     video = jnp.zeros((1, frames, 16, 16, 3))

@@ -17,11 +17,13 @@ from lumiere_jax.settings import ConfigError
 
 
 def describe_mismatch(expected, found, section: str) -> list[str]:
-    """`section.field: checkpoint has X, model has Y` for every differing dataclass field."""
+    """`section.field: checkpoint has X, model has Y` for every differing dataclass field (but
+    sampling defaults, fields marked `sampling_default`, which the weights do not depend on)."""
     return [f"{section}.{field.name}: checkpoint has {getattr(found, field.name)!r}, this model "
             f"has {getattr(expected, field.name)!r}"
             for field in dataclasses.fields(expected)
-            if getattr(expected, field.name) != getattr(found, field.name)]
+            if not field.metadata.get("sampling_default")
+            and getattr(expected, field.name) != getattr(found, field.name)]
 
 
 def exported_settings(export_dir: str, kind: str, what: str) -> ModelSettings:

@@ -10,13 +10,15 @@ model's own pixels (`keep_known=False`): copying the known pixels in would make 
   outside the box (should be ~0) and inside it (the animation), in pixel levels.
 - stylized generation: for each alpha, the outlined fraction (`eval.style_reader`) and the
   evaluator's accuracies of text-to-video clips of the blended model.
+- video stylization (SDEdit): ground-truth clips noised to a strength and denoised by a
+  (blended) model: the outlined fraction and the evaluator's accuracies (motion kept?).
 """
 from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
 
-from lumiere_jax.applications.edit import generate_conditioned
+from lumiere_jax.applications.edit import generate_conditioned, stylize_video
 from lumiere_jax.data import shapes
 from lumiere_jax.eval import shapes_evaluator, style_reader
 from lumiere_jax.eval.split_sampling import prompts_and_specs, sample_in_batches
@@ -114,3 +116,18 @@ def evaluate_style(sampler, *, num: int = 32, batch: int = 8, split: str = "vali
               shapes_evaluator.score_clips(clips, specs, captions).items()
               if not key.startswith("mean_")}
     return dict(scores, outlined=style_reader.outlined_fraction(clips), split=split, num=num)
+
+
+def evaluate_sdedit(pipeline, strength: float, *, num: int = 32, split: str = "validation",
+                    seed: int = 0, **sample_settings) -> dict:
+    """SDEdit of the first `num` ground-truth clips of `split` at `strength` by `pipeline` (a
+    plain or style-blended STUNet): the outlined fraction and the evaluator's accuracies."""
+    captions, specs, clips = cases(split, num, pipeline.resolution, pipeline.default_frames)
+    edited = np.stack([stylize_video(pipeline, clip, caption, strength, seed=seed + i,
+                                     **sample_settings)
+                       for i, (clip, caption) in enumerate(zip(clips, captions))])
+    scores = {key: float(value) for key, value in
+              shapes_evaluator.score_clips(edited, specs, captions).items()
+              if not key.startswith("mean_")}
+    return dict(scores, outlined=style_reader.outlined_fraction(edited), strength=strength,
+                split=split, num=num)

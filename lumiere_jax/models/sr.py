@@ -35,7 +35,8 @@ class SSRConfig:
     U(0, noise_aug_max). noise_aug: the level used when sampling unless the caller names one."""
     low_resolution: int = 128
     noise_aug_max: float = 0.5
-    noise_aug: float = 0.1
+    # A sampling default, not a property of the weights: exports need not agree on it.
+    noise_aug: float = dataclasses.field(default=0.1, metadata={"sampling_default": True})
 
 
 def check_ssr_config(ssr: SSRConfig, unet: UNetConfig) -> None:
