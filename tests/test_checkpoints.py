@@ -12,7 +12,8 @@ from lumiere_jax.checkpoints.paths import PATH_KEYS, WEIGHTS_DIR, portable_confi
 from lumiere_jax.models.build import build_model
 from lumiere_jax.models.settings import parse_model_config
 
-SHIPPED = ("t2i_shapes", "stunet_shapes", "t5_shapes", "sr_shapes", "ssr_shapes")
+SHIPPED = ("t2i_shapes", "stunet_shapes", "t5_shapes", "sr_shapes", "ssr_shapes",
+           "conditional_shapes", "t2i_outlined_shapes")
 
 
 def test_paths_inside_the_weights_dir_become_relative_and_others_are_dropped(tmp_path):

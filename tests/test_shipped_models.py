@@ -15,7 +15,9 @@ from lumiere_jax.checkpoints.paths import WEIGHTS_DIR
 from lumiere_jax.checkpoints.pretrained import load_text_encoder
 from lumiere_jax.data import shapes, tfds_shapes
 from lumiere_jax.diffusion.pixels import frames_to_model_range
-from lumiere_jax.eval import shapes_evaluator, text_probe
+from lumiere_jax.applications.edit import generate_conditioned
+from lumiere_jax.eval import shapes_evaluator, style_reader, text_probe
+from lumiere_jax.eval.applications_eval import application_conditions
 from lumiere_jax.eval.ssr_eval import ground_truth, psnr
 from lumiere_jax.models.text_encoder import TextEncoder, TextEncoderConfig
 from lumiere_jax.pipeline import LumierePipeline
@@ -134,3 +136,31 @@ def test_the_shipped_super_resolution_follows_its_low_res_input(name, frames):
     own, other = lift_with_true_and_swapped_inputs(LumierePipeline.from_checkpoint(path), frames)
     assert np.all(own > other + 4.0), (own, other)
     assert own.mean() > 18.0, own
+
+
+def test_the_shipped_conditional_stunet_keeps_its_known_frame():
+    """Image-to-video from a validation clip's frame 0: the model's own frame 0 is far closer to
+    the given image than to another clip's frame 0 (it reads C and M, not only the text)."""
+    path = os.path.join(WEIGHTS_DIR, "conditional_shapes")
+    if not os.path.isdir(path):
+        pytest.skip("conditional_shapes is not shipped")
+    pipeline = LumierePipeline.from_checkpoint(path)
+    captions, _, truth, _ = ground_truth("validation", 4, 32, 32, 16)
+    conditions = application_conditions("image_to_video", truth)
+    clips = generate_conditioned(pipeline, captions, conditions, keep_known=False, steps=10)
+    own = np.array([psnr(clips[i, 0], truth[i, 0]) for i in range(4)])
+    other = np.array([psnr(clips[i, 0], truth[(i + 1) % 4, 0]) for i in range(4)])
+    assert np.all(own > other + 3.0), (own, other)
+
+
+def test_the_shipped_style_t2i_draws_outlines():
+    """The style copy's images read as outlined far more often than the T2I's own."""
+    path = os.path.join(WEIGHTS_DIR, "t2i_outlined_shapes")
+    if not os.path.isdir(path):
+        pytest.skip("t2i_outlined_shapes is not shipped")
+    captions = [tfds_shapes.caption_for_seed(tfds_shapes.example_seed("validation", i),
+                                             "validation")[0] for i in range(16)]
+    styled = LumierePipeline.from_checkpoint(path).sample(captions, steps=20)
+    plain = LumierePipeline.from_checkpoint(T2I).sample(captions, steps=20)
+    styled_fraction = style_reader.outlined_fraction(styled[:, None])
+    assert styled_fraction >= style_reader.outlined_fraction(plain[:, None]) + 0.3, styled_fraction
