@@ -51,6 +51,7 @@ def main(argv=None) -> None:
     parser.add_argument("--applications", default=",".join(APPLICATIONS))
     parser.add_argument("--sdedit-strength", type=float, default=0.6)
     parser.add_argument("--sdedit-alpha", type=float, default=1.0)
+    parser.add_argument("--sdedit-num", type=int, default=32, help="SDEdit cases (0: none).")
     parser.add_argument("--num", type=int, default=32)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=25)
@@ -85,9 +86,12 @@ def main(argv=None) -> None:
             print(alpha, json.dumps(scores[f"style_alpha_{alpha:g}"]), flush=True)
             json.dump(scores, open(path, "w"), indent=2, sort_keys=True)
         write_gif(os.path.join(args.out, "stylized.gif"), rows)
+    if args.style and args.sdedit_num:
+        video = LumierePipeline.from_checkpoint(args.video, default="stunet")
+        captions, _ = prompts_and_specs("validation", 4)
         styled = video.with_style(args.style, args.sdedit_alpha)
         start = time.perf_counter()
-        result = evaluate_sdedit(styled, args.sdedit_strength, num=args.num, **settings)
+        result = evaluate_sdedit(styled, args.sdedit_strength, num=args.sdedit_num, **settings)
         scores["sdedit"] = dict(result, alpha=args.sdedit_alpha,
                                 seconds=time.perf_counter() - start)
         print("sdedit", json.dumps(scores["sdedit"]), flush=True)
