@@ -16,10 +16,11 @@ LAYERS = (
     ("settings", "text"),                                 # typed config helpers; the tokenizer
     ("nn",),                                              # layers
     ("models",),                                          # pure modules and their configs
-    ("diffusion", "parallel", "checkpoints", "data"),
+    ("diffusion", "parallel", "checkpoints", "data", "applications"),
     ("eval",),
     ("train",),
     ("pipeline",),
+    ("cli_applications",),                                # the application commands
     ("cli", "main"),
 )
 RANK = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
