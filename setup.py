@@ -42,7 +42,10 @@ setuptools.setup(
         "importlib_resources",
     ],
     extras_require={
-        "dev": ["pytest>=9", "pytest-xdist>=3.6"],  # xdist: the suite runs on every core (tests/conftest.py)
+        # xdist: the suite runs on every core (tests/conftest.py); nbclient, nbformat and
+        # ipykernel run launch/colab_sampling.ipynb headless (tests/test_notebook.py).
+        "dev": ["pytest>=9", "pytest-xdist>=3.6", "nbclient>=0.10", "nbformat>=5.10",
+                "ipykernel>=6.29"],
         "tpu": ["jax[tpu]"],  # the libtpu this jax was released with (TPU runtime and AOT compiler)
     },
     entry_points={"console_scripts": ["lumiere-jax=lumiere_jax.cli:main"]},

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
+import os
 import sys
 import time
 
 from lumiere_jax.checkpoints.exported import CheckpointError
+from lumiere_jax.cli_checks import check_args
 from lumiere_jax.cli_applications import COMMANDS as APPLICATION_COMMANDS
-from lumiere_jax.cli_applications import add_commands, add_style_flags, apply_style
+from lumiere_jax.cli_applications import add_commands, add_style_flags, apply_style, summary
 from lumiere_jax.data import video_io
 from lumiere_jax.eval.ssr_eval import evaluate_sr_fidelity, evaluate_ssr
 from lumiere_jax.eval.t2i_eval import evaluate_t2i
@@ -17,14 +20,33 @@ from lumiere_jax.eval.video_eval import evaluate_video
 from lumiere_jax.pipeline import CascadePipeline, LumierePipeline, low_res_side, upscale
 from lumiere_jax.text.tokenizer import PromptError
 
-VIDEO_OUT = (".mp4", ".gif")
-
 # command -> (needs a video model, the command to use for the other kind of model)
 MODEL_KIND = {
     "sample-image": (False, "sample"),
     "sample": (True, "sample-image"),
     "evaluate-t2i": (False, "evaluate-video"),
     "evaluate-video": (True, "evaluate-t2i"),
+}
+
+
+EXAMPLES = {
+    "sample": 'lumiere-jax sample --prompt "a large red circle moving quickly to the left on a '
+              'black background" --xt-slice xt.png',
+    "sample-image": 'lumiere-jax sample-image --prompt "a large red circle on a black '
+                    'background" --num 4',
+    "upscale": "lumiere-jax upscale --video low.mp4 --prompt \"a red circle moving left\"",
+    "i2v": 'lumiere-jax i2v --image first.png --prompt "a red circle moving to the left"',
+    "inpaint": 'lumiere-jax inpaint --video in.mp4 --mask region.png --prompt "a blue square '
+               'moving up"',
+    "cinemagraph": 'lumiere-jax cinemagraph --image still.png --mask region.png --prompt "a red '
+                   'circle rotating"',
+    "stylize": 'lumiere-jax stylize --video in.mp4 --strength 0.6 --prompt "a red circle moving '
+               'left" --style-checkpoint lumiere_jax/weights/t2i_outlined_shapes',
+    "evaluate-t2i": "lumiere-jax evaluate-t2i --num 256 --json t2i.json",
+    "evaluate-video": "lumiere-jax evaluate-video --num 128 --batch 16 --json video.json",
+    "evaluate-ssr": "lumiere-jax evaluate-ssr --num 32 --batch 16",
+    "evaluate-sr": "lumiere-jax evaluate-sr --num 128 --batch 64",
+    "info": "lumiere-jax info",
 }
 
 
@@ -79,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     image = commands.add_parser("sample-image", help="Sample images from the text-to-image model.")
     _add_grid_flags(image, num=4, what="image")
-    image.add_argument("--out", required=True, help="Output image (.png).")
+    image.add_argument("--out", default="samples.png", help="Output image (.png; default "
+                       "samples.png).")
     _add_sampling_flags(image)
 
     video = commands.add_parser(
@@ -87,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Samples clips and writes them as one grid video: a row per prompt, --num "
                     "clips per row (a single clip when there is one prompt and --num 1).")
     _add_grid_flags(video, num=1, what="video")
-    video.add_argument("--out", required=True, help="Output video (.mp4 or .gif).")
+    video.add_argument("--out", default="sample.mp4",
+                       help="Output video (.mp4 or .gif; default sample.mp4).")
     video.add_argument("--fps", type=float, default=16.0, help="Frames per second of the video.")
     video.add_argument("--xt-slice", default=None,
                        help="Also write the x-t slice (.png): one pixel row of every frame stacked "
@@ -109,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "over temporal windows).")
     upscale_parser.add_argument("--video", required=True, help="Input clip (.mp4 or .gif) at the "
                                 "SSR's low resolution.")
-    upscale_parser.add_argument("--out", required=True, help="Output video (.mp4 or .gif).")
+    upscale_parser.add_argument("--out", default="upscaled.mp4",
+                                help="Output video (.mp4 or .gif; default upscaled.mp4).")
     upscale_parser.add_argument("--prompt", default="",
                                 help="Caption of the clip (default: none, the null prompt).")
     upscale_parser.add_argument("--checkpoint", default=None,
@@ -152,17 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_sr_parser.add_argument("--seed", type=int, default=0)
     evaluate_sr_parser.add_argument("--steps", type=int, default=None,
                                     help="Denoising steps (default: config).")
+    commands.add_parser("info", help="The shipped models, the devices JAX sees and the "
+                                     "versions of the libraries.")
+    for name, command in commands.choices.items():
+        command.formatter_class = argparse.RawDescriptionHelpFormatter
+        command.epilog = "example:\n  " + EXAMPLES[name]
     return parser
-
-
-def _check_positive(name: str, value) -> None:
-    if value is not None and value < 1:
-        raise ValueError(f"--{name} must be at least 1, got {value}.")
-
-
-def _check_extension(name: str, path: str, allowed: tuple[str, ...]) -> None:
-    if not path.lower().endswith(allowed):
-        raise ValueError(f"--{name} must end in {' or '.join(allowed)}, got {path!r}.")
 
 
 def _load_pipeline(args):
@@ -203,19 +223,6 @@ def _load_sr(checkpoint: str | None) -> LumierePipeline:
     return pipeline
 
 
-def _check_window_flags(args) -> None:
-    _check_positive("window", args.window)
-    _check_positive("stride", args.stride)
-    if args.noise_aug is not None and not 0.0 <= args.noise_aug <= 1.0:
-        raise ValueError(f"--noise-aug must be in [0, 1], got {args.noise_aug}.")
-    if args.window_chunk < 0:
-        raise ValueError(f"--window-chunk must be 0 (all windows at once) or a positive number "
-                         f"of windows, got {args.window_chunk}.")
-    if args.window and args.stride and args.stride > args.window:
-        raise ValueError(f"--stride {args.stride} must be at most --window {args.window}: a "
-                         f"larger stride leaves frames no window covers.")
-
-
 def _sample_kwargs(args) -> dict:
     kwargs = dict(steps=args.steps, guidance=args.guidance, sampler=args.sampler)
     if getattr(args, "frames", None) is not None:
@@ -226,7 +233,6 @@ def _sample_kwargs(args) -> dict:
 def _sample_prompts(args, pipeline):
     """`--num` samples of every `--prompt`, prompt-major (the order of the grid)."""
     prompts = [p for p in args.prompt for _ in range(args.num)]
-    pipeline.tokenize(prompts)  # refuse bad prompts before compiling anything
     return pipeline.sample(prompts, seed=args.seed, progress=True, **_sample_kwargs(args))
 
 
@@ -235,35 +241,18 @@ def _viewing_grid(samples, args):
     return video_io.image_grid(video_io.upscale_nearest(samples, args.scale), columns=args.num)
 
 
-def _check_grid_flags(args) -> None:
-    _check_positive("num", args.num)
-    _check_positive("steps", args.steps)
-    _check_positive("scale", args.scale)
-
-
 def run_sample_image(args) -> None:
-    _check_grid_flags(args)
-    _check_extension("out", args.out, (".png",))
     pipeline = _load_pipeline(args)
     start = time.perf_counter()
     images = _sample_prompts(args, pipeline)
     video_io.write_image(args.out, _viewing_grid(images, args))
-    print(f"Wrote {len(images)} samples to {args.out} in {time.perf_counter() - start:.1f} s.")
+    print(summary(args.out, images, time.perf_counter() - start))
 
 
 def run_sample(args) -> None:
-    _check_grid_flags(args)
-    _check_positive("frames", args.frames)
-    if not args.fps > 0:
-        raise ValueError(f"--fps must be positive, got {args.fps}.")
-    _check_extension("out", args.out, VIDEO_OUT)
-    if args.xt_slice:
-        _check_extension("xt-slice", args.xt_slice, (".png",))
     pipeline = apply_style(_load_pipeline(args), args)
     cascade = None
     if args.ssr:
-        _check_window_flags(args)
-        _check_positive("ssr-steps", args.ssr_steps)
         cascade = CascadePipeline(pipeline, _load_ssr(args.ssr))
     row = video_io.slice_row(cascade.resolution if cascade else pipeline.resolution, args.xt_row)
     start = time.perf_counter()
@@ -274,19 +263,13 @@ def run_sample(args) -> None:
                                 window=args.window, stride=args.stride, noise_aug=args.noise_aug,
                                 window_chunk=args.window_chunk, progress=True)
     video_io.write_video(args.out, _viewing_grid(clips, args), fps=args.fps)
-    print(f"Wrote {len(clips)} clip(s) of {clips.shape[1]} frames to {args.out} at {args.fps:g} fps.")
     if args.xt_slice:
         video_io.write_image(args.xt_slice, _viewing_grid(video_io.xt_slice(clips, row), args))
         print(f"Wrote the x-t slice of pixel row {row} to {args.xt_slice}.")
-    print(f"Done in {time.perf_counter() - start:.1f} s.")
+    print(summary(args.out, clips, time.perf_counter() - start))
 
 
 def run_upscale(args) -> None:
-    _check_positive("steps", args.steps)
-    _check_window_flags(args)
-    if not args.fps > 0:
-        raise ValueError(f"--fps must be positive, got {args.fps}.")
-    _check_extension("out", args.out, VIDEO_OUT)
     low_res = video_io.read_video(args.video)
     ssr = _load_ssr(args.checkpoint)
     start = time.perf_counter()
@@ -294,8 +277,7 @@ def run_upscale(args) -> None:
                    window=args.window, stride=args.stride, noise_aug=args.noise_aug,
                    window_chunk=args.window_chunk, progress=True)[0]
     video_io.write_video(args.out, clip, fps=args.fps)
-    print(f"Wrote {clip.shape[0]} frames of {clip.shape[1]}x{clip.shape[2]} to {args.out} in "
-          f"{time.perf_counter() - start:.1f} s.")
+    print(summary(args.out, clip[None], time.perf_counter() - start))
 
 
 def _report_scores(scores: dict, json_path: str | None) -> None:
@@ -309,10 +291,6 @@ def _report_scores(scores: dict, json_path: str | None) -> None:
 
 
 def _run_evaluation(args, evaluate) -> None:
-    _check_positive("num", args.num)
-    _check_positive("batch", args.batch)
-    _check_positive("steps", args.steps)
-    _check_positive("frames", getattr(args, "frames", None))
     pipeline = _load_pipeline(args)
     scores = evaluate(pipeline, num=args.num, batch=args.batch, split=args.split, seed=args.seed,
                       **_sample_kwargs(args))
@@ -328,9 +306,6 @@ def run_evaluate_video(args) -> None:
 
 
 def run_evaluate_ssr(args) -> None:
-    for name in ("num", "batch", "steps", "frames"):
-        _check_positive(name, getattr(args, name))
-    _check_window_flags(args)
     ssr = _load_ssr(args.checkpoint)
     window = args.window or ssr.default_frames
     scores = evaluate_ssr(ssr, low_res_side(ssr), num=args.num, batch=args.batch,
@@ -341,8 +316,6 @@ def run_evaluate_ssr(args) -> None:
 
 
 def run_evaluate_sr(args) -> None:
-    for name in ("num", "batch", "steps"):
-        _check_positive(name, getattr(args, name))
     sr = _load_sr(args.checkpoint)
     low_res = sr.model.conditioning_shapes(1)["low_res"][-2]
     scores = evaluate_sr_fidelity(sr, low_res, num=args.num, batch=args.batch, steps=args.steps,
@@ -350,15 +323,53 @@ def run_evaluate_sr(args) -> None:
     _report_scores(dict(scores, split=args.split, num=args.num), args.json)
 
 
-COMMANDS = {"sample-image": run_sample_image, "sample": run_sample, "upscale": run_upscale,
+def run_info(args) -> None:
+    """Prints the shipped models (name, kind, folder), the devices JAX sees and the versions."""
+    del args
+    import importlib.metadata as metadata  # only this command needs it
+
+    import jax
+
+    from lumiere_jax.pipeline import SHIPPED, SHIPPED_NAMES
+    print("Shipped models (LumierePipeline.from_pretrained(name)):")
+    for name, key in SHIPPED_NAMES.items():
+        path = SHIPPED[key]
+        state = "" if os.path.isdir(path) else "  (missing)"
+        print(f"  {name:<11} {key:<12} {path}{state}")
+    devices = jax.devices()
+    print(f"Devices ({jax.default_backend()}, {len(devices)}): "
+          + ", ".join(sorted({d.device_kind for d in devices})))
+    packages = ("lumiere-jax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain",
+                "numpy")
+    found = []
+    for package in packages:
+        try:
+            found.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{package} (not installed)")
+    print(f"Python {sys.version.split()[0]}; " + ", ".join(found))
+
+
+COMMANDS = {"sample-image": run_sample_image, "info": run_info, "sample": run_sample, "upscale": run_upscale,
             "evaluate-ssr": run_evaluate_ssr, "evaluate-sr": run_evaluate_sr,
             "evaluate-t2i": run_evaluate_t2i, "evaluate-video": run_evaluate_video,
             **APPLICATION_COMMANDS}
 
 
+def configure_logging() -> None:
+    """The package's log level from LUMIERE_JAX_LOG (default warning; `debug` also shows what
+    the libraries reported behind a one-line error)."""
+    name = os.environ.get("LUMIERE_JAX_LOG", "warning").upper()
+    level = logging.getLevelName(name)
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("lumiere_jax").setLevel(level if isinstance(level, int) else logging.WARNING)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging()
     try:
+        check_args(args)
         COMMANDS[args.command](args)
     except (CheckpointError, PromptError, ValueError, FileNotFoundError) as error:
         print(f"lumiere-jax {args.command}: error: {error}", file=sys.stderr)

@@ -1,5 +1,5 @@
 """The applications' `lumiere-jax` commands: i2v, inpaint, cinemagraph (the conditional STUNet),
-stylize (SDEdit), and the style flags that `sample` shares with them."""
+stylize (SDEdit), and what `sample` shares with them: the style flags and the summary line."""
 from __future__ import annotations
 
 import argparse
@@ -12,8 +12,17 @@ from lumiere_jax.applications import edit
 from lumiere_jax.data import video_io
 from lumiere_jax.pipeline import LumierePipeline
 
-VIDEO_OUT = (".mp4", ".gif")
 CONDITIONAL = "the shipped conditional STUNet"
+
+
+def summary(path: str, samples: np.ndarray, seconds: float) -> str:
+    """The line a command ends with: its output, what it holds (clips (N, T, H, W, 3) or images
+    (N, H, W, 3)), the model's resolution and the seconds it took."""
+    samples = np.asarray(samples)
+    count, (height, width) = samples.shape[0], samples.shape[-3:-1]
+    what = (f"{count} clip{'s' * (count != 1)} of {samples.shape[1]} frames" if samples.ndim == 5
+            else f"{count} image{'s' * (count != 1)}")
+    return f"Wrote {path}: {what}, {width}x{height} px, in {seconds:.1f} s."
 
 
 def add_style_flags(parser: argparse.ArgumentParser) -> None:
@@ -28,12 +37,8 @@ def add_style_flags(parser: argparse.ArgumentParser) -> None:
 def apply_style(pipeline: LumierePipeline, args) -> LumierePipeline:
     """The pipeline with the style flags applied (unchanged without --style-checkpoint)."""
     if args.style_checkpoint is None:
-        if args.style_alpha is not None:
-            raise ValueError("--style-alpha needs --style-checkpoint.")
         return pipeline
     alpha = 0.75 if args.style_alpha is None else args.style_alpha
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"--style-alpha must be in [0, 1], got {alpha}.")
     return pipeline.with_style(args.style_checkpoint, alpha)
 
 
@@ -42,7 +47,7 @@ def read_media(path: str, what: str, video: bool | None) -> np.ndarray:
     for a missing, unsupported or unreadable file."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No such {what} file: {path!r}")
-    is_video = path.lower().endswith(VIDEO_OUT) if video is None else video
+    is_video = path.lower().endswith(video_io.VIDEO_EXTENSIONS) if video is None else video
     try:
         return video_io.read_video(path) if is_video else video_io.read_image(path)
     except ValueError:
@@ -56,7 +61,8 @@ def _add_common(parser: argparse.ArgumentParser, add_sampling_flags, shipped: st
     """--prompt, --out, --fps, --scale, the sampling flags (default checkpoint: `shipped`) and
     the style flags."""
     parser.add_argument("--prompt", required=True, help="What the clip shows.")
-    parser.add_argument("--out", required=True, help="Output video (.mp4 or .gif).")
+    parser.add_argument("--out", default=f"{parser.prog.split()[-1]}.mp4",
+                        help="Output video (.mp4 or .gif; default <command>.mp4).")
     parser.add_argument("--fps", type=float, default=16.0)
     parser.add_argument("--scale", type=int, default=4,
                         help="Nearest-neighbour upscaling of the written video, for viewing.")
@@ -98,31 +104,13 @@ def _load(args, default: str) -> LumierePipeline:
     return apply_style(pipeline, args)
 
 
-def _check_flags(args) -> None:
-    if not args.out.lower().endswith(VIDEO_OUT):
-        raise ValueError(f"--out must end in .mp4 or .gif, got {args.out!r}.")
-    if not args.fps > 0:
-        raise ValueError(f"--fps must be positive, got {args.fps}.")
-    for name in ("steps", "frames", "scale"):
-        value = getattr(args, name, None)
-        if value is not None and value < 1:
-            raise ValueError(f"--{name} must be at least 1, got {value}.")
-    if args.command in ("inpaint", "stylize") and args.frames:
-        raise ValueError(f"--frames is not for {args.command}: the input video sets the clip "
-                         f"length.")
-    strength = getattr(args, "strength", None)
-    if strength is not None and not 0.0 <= strength <= 1.0:
-        raise ValueError(f"--strength must be in [0, 1], got {strength}.")
-
-
 def _settings(args) -> dict:
     return dict(seed=args.seed, steps=args.steps, guidance=args.guidance, sampler=args.sampler,
                 progress=True)
 
 
 def run(args) -> None:
-    """Runs one application command."""
-    _check_flags(args)
+    """Runs one application command (its flags checked already: `cli_checks.check_args`)."""
     frames = dict(frames=args.frames) if args.frames else {}
     if args.command == "i2v":
         image = read_media(args.image, "image", video=False)
@@ -145,11 +133,10 @@ def run(args) -> None:
         pipeline = _load(args, "stunet")
         make = lambda: edit.stylize_video(pipeline, video, args.prompt, args.strength,
                                           **_settings(args))
-    pipeline.tokenize([args.prompt])  # refuse a bad prompt before compiling anything
     start = time.perf_counter()
     clip = make()
     video_io.write_video(args.out, video_io.upscale_nearest(clip, args.scale), fps=args.fps)
-    print(f"Wrote {clip.shape[0]} frames to {args.out} in {time.perf_counter() - start:.1f} s.")
+    print(summary(args.out, clip[None], time.perf_counter() - start))
 
 
 COMMANDS = {name: run for name in ("i2v", "inpaint", "cinemagraph", "stylize")}

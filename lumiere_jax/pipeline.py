@@ -1,16 +1,23 @@
-"""What the CLI and notebooks call: load shipped or trained models and sample from them.
+"""What users, notebooks and the CLI call: load shipped or trained models and sample from them.
 
-The applications are functions of a loaded pipeline, importable from here too:
-`image_to_video`, `inpaint`, `cinemagraph` (a conditional STUNet) and `stylize_video` (SDEdit,
-any text-to-video STUNet, e.g. one blended with a style by `LumierePipeline.with_style`):
+>>> from lumiere_jax.pipeline import LumierePipeline, save_video
+>>> pipe = LumierePipeline.from_pretrained("shapes-t2v")
+>>> video = pipe("a large red circle moving quickly to the left on a black background",
+...              num_inference_steps=4)
+>>> video.frames.shape, video.frames.dtype
+((1, 16, 32, 32, 3), dtype('uint8'))
+>>> save_video(video.frames, os.path.join(tempfile.mkdtemp(), "circle.mp4"), fps=8)
 
->>> from lumiere_jax.pipeline import LumierePipeline, image_to_video  # doctest: +SKIP
->>> clip = image_to_video(LumierePipeline.from_checkpoint(default="conditional"), image,
-...                       "a red circle moving to the left")  # doctest: +SKIP
+The applications are methods of a pipeline (`image_to_video`, `inpaint`, `cinemagraph` with the
+conditional STUNet, "shapes-i2v"; `stylize`, SDEdit, with any text-to-video STUNet, e.g. one
+blended with a style by `with_style`), and functions importable from here too.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+import tempfile  # noqa: F401 (the module docstring's example)
+import time
 
 import numpy as np
 from flax import nnx
@@ -21,8 +28,11 @@ from lumiere_jax.applications.edit import (cinemagraph, image_to_video, inpaint,
 from lumiere_jax.applications.style import check_alpha, interpolate_weights
 from lumiere_jax.checkpoints.paths import WEIGHTS_DIR
 from lumiere_jax.checkpoints.pretrained import describe_mismatch, exported_settings
+from lumiere_jax.data import video_io
+from lumiere_jax.data.video_io import xt_slice  # noqa: F401 (part of the user API)
 from lumiere_jax.diffusion.model_sampling import ModelSampler
 from lumiere_jax.train.loop import load_run_ema
+from lumiere_jax.text.tokenizer import check_prompts
 from lumiere_jax.train.settings import parse_run_config
 
 SHIPPED = {"t2i": os.path.join(WEIGHTS_DIR, "t2i_shapes"),
@@ -30,6 +40,11 @@ SHIPPED = {"t2i": os.path.join(WEIGHTS_DIR, "t2i_shapes"),
            "sr": os.path.join(WEIGHTS_DIR, "sr_shapes"),
            "ssr": os.path.join(WEIGHTS_DIR, "ssr_shapes"),
            "conditional": os.path.join(WEIGHTS_DIR, "conditional_shapes")}
+
+
+# The names `from_pretrained` knows -> the shipped model (a key of SHIPPED).
+SHIPPED_NAMES = {"shapes-t2v": "stunet", "shapes-t2i": "t2i", "shapes-ssr": "ssr",
+                 "shapes-i2v": "conditional", "shapes-sr": "sr"}
 
 
 def shipped_checkpoint(name: str) -> str:
@@ -48,15 +63,94 @@ def resolve_checkpoint(path: str) -> str:
     return path
 
 
+@dataclasses.dataclass(frozen=True)
+class Generation:
+    """What calling a pipeline returns: `frames` (N, T, H, W, 3) uint8 clips from a video
+    model, or `images` (N, H, W, 3) uint8 from an image model; `base_frames` holds the base
+    clips when an SSR stage lifted them; `seconds` the wall time."""
+    frames: np.ndarray | None = None
+    images: np.ndarray | None = None
+    base_frames: np.ndarray | None = None
+    seconds: float = 0.0
+
+
+def save_video(frames, path, fps: float = 16.0) -> None:
+    """Writes a clip (T, H, W, 3) or clips (N, T, H, W, 3) (tiled side by side) of uint8
+    frames as .mp4 or .gif; a failed write leaves nothing behind."""
+    frames = np.asarray(frames)
+    if frames.ndim == 5:
+        frames = frames[0] if frames.shape[0] == 1 else video_io.image_grid(frames)
+    video_io.write_video(path, frames, fps=fps)
+
+
 class LumierePipeline(ModelSampler):
     """A loaded model of any kind (T2I, STUNet, SSR) with its config: prompts (and, for the SSR
-    model, low-resolution clips) -> uint8 images or clips (`sample`, see `ModelSampler`)."""
+    model, low-resolution clips) -> uint8 images or clips (call it, or `sample`: see
+    `ModelSampler`)."""
 
     def __init__(self, model, config):
         self.config = config
         run = parse_run_config(config)
         graphdef, state = nnx.split(model)
         super().__init__(graphdef, state, model, run.diffusion, run.sample, run.data.num_frames)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str = "shapes-t2v") -> "LumierePipeline":
+        """A shipped model by name (`SHIPPED_NAMES`: "shapes-t2v", "shapes-t2i", "shapes-ssr",
+        "shapes-i2v", "shapes-sr"), or an exported checkpoint / training workdir by path.
+
+        >>> LumierePipeline.from_pretrained("shapes-t2i").resolution
+        32
+        """
+        if name_or_path in SHIPPED_NAMES:
+            return cls.from_checkpoint(default=SHIPPED_NAMES[name_or_path])
+        if not isinstance(name_or_path, (str, os.PathLike)) or not os.path.isdir(name_or_path):
+            raise CheckpointError(f"{name_or_path!r} is neither a shipped model "
+                                  f"({', '.join(SHIPPED_NAMES)}) nor a checkpoint folder.")
+        return cls.from_checkpoint(name_or_path)
+
+    def __call__(self, prompt, *, num_frames: int | None = None,
+                 num_inference_steps: int | None = None, guidance_scale: float | None = None,
+                 seed: int = 0, sampler: str | None = None, ssr=None,
+                 progress: bool = False) -> Generation:
+        """Samples one image or clip per prompt (a string or a list of them). `ssr`: lift the
+        clips with an SSR stage (True = the shipped one, or a path, or an SSR pipeline).
+        Defaults come from the model's config (steps, guidance, sampler, clip length)."""
+        prompts = check_prompts(prompt)
+        start = time.perf_counter()
+        settings = dict(seed=seed, steps=num_inference_steps, guidance=guidance_scale,
+                        sampler=sampler, progress=progress)
+        if not self.is_video:
+            if num_frames is not None or ssr:
+                raise ValueError("num_frames and ssr are for video models; this is an image "
+                                 "model.")
+            images = self.sample(prompts, **settings)
+            return Generation(images=images, seconds=time.perf_counter() - start)
+        if not ssr:
+            clips = self.sample(prompts, frames=num_frames, **settings)
+            return Generation(frames=clips, seconds=time.perf_counter() - start)
+        ssr = ssr if isinstance(ssr, ModelSampler) else type(self).from_pretrained(
+            "shapes-ssr" if ssr is True else ssr)
+        base, lifted = CascadePipeline(self, ssr).sample(prompts, frames=num_frames, **settings)
+        return Generation(frames=lifted, base_frames=base, seconds=time.perf_counter() - start)
+
+    def image_to_video(self, image, prompt: str, **settings) -> np.ndarray:
+        """A clip (T, H, W, 3) that starts at `image` (H, W, 3) uint8 (the conditional STUNet,
+        "shapes-i2v"; `settings` as `applications.edit.image_to_video`)."""
+        return image_to_video(self, image, prompt, **settings)
+
+    def inpaint(self, video, mask, prompt: str, **settings) -> np.ndarray:
+        """`video` (T, H, W, 3) with the white region of `mask` regenerated ("shapes-i2v")."""
+        return inpaint(self, video, mask, prompt, **settings)
+
+    def cinemagraph(self, image, mask, prompt: str, **settings) -> np.ndarray:
+        """A clip of `image` in which only the mask's white region moves ("shapes-i2v")."""
+        return cinemagraph(self, image, mask, prompt, **settings)
+
+    def stylize(self, video, prompt: str, strength: float, **settings) -> np.ndarray:
+        """SDEdit: `video` noised to `strength` in [0, 1] and denoised by this text-to-video
+        model (e.g. one blended with a style by `with_style`)."""
+        return stylize_video(self, video, prompt, strength, **settings)
 
     def with_style(self, style_checkpoint: str, alpha: float) -> "LumierePipeline":
         """A copy whose spatial U-Net weights are alpha * W_style + (1 - alpha) * W (the T2I

@@ -263,7 +263,6 @@ def test_the_application_commands_write_videos(checkpoints, files, tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["i2v", "--image", "missing.png"], "No such image file"),
     (["i2v", "--image", "{broken}"], "Could not read the image"),
     (["inpaint", "--video", "{video}", "--mask", "{mask_video}"], "3 frames"),
     (["inpaint", "--video", "{video}", "--mask", "{mask}", "--frames", "8"], "--frames is not"),

@@ -19,6 +19,7 @@ from configs.sweeps import t2i_lr
 from launch import sweep
 from lumiere_jax.models.build import build_model
 from lumiere_jax.models.settings import parse_model_config
+from limits import SAFETY_LIMIT_S
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / "launch"
@@ -41,7 +42,7 @@ def env():
 
 def launch(script: str, *args: str, env: dict, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run(["bash", str(LAUNCH / script), *args], env=env, cwd=REPO,
-                            capture_output=True, text=True, timeout=30)
+                            capture_output=True, text=True, timeout=SAFETY_LIMIT_S)
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -63,14 +64,14 @@ def remote_command(words: list[str]) -> str:
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: path.name)
 def test_scripts_parse(script):
-    subprocess.run(["bash", "-n", str(script)], check=True, timeout=10)
+    subprocess.run(["bash", "-n", str(script)], check=True, timeout=SAFETY_LIMIT_S)
 
 
 def test_scripts_pass_shellcheck():
     if shutil.which("shellcheck") is None:
         pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
     result = subprocess.run(["shellcheck", "-x", *map(str, SCRIPTS)], cwd=LAUNCH,
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=SAFETY_LIMIT_S)
     assert result.returncode == 0, result.stdout
 
 
@@ -179,7 +180,7 @@ def test_worker_commands_on_a_fake_worker(env, tmp_path):
     def on_worker(script, *args):
         command = remote_command(dry_run(script, *args, env=env)[0])
         return subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=30)
+                              text=True, timeout=SAFETY_LIMIT_S)
 
     waited = on_worker("train.sh", "--workdir", WORKDIR, "--wait")
     assert waited.returncode == 3, waited.stderr
@@ -199,7 +200,7 @@ def test_sweep_dry_run_prints_one_command_per_point(tmp_path):
     result = subprocess.run([sys.executable, "-m", "launch.sweep", "--sweep",
                              "configs/sweeps/t2i_lr.py", "--root", str(tmp_path), "--dry-run",
                              "--", "--config.optim.total_steps=10"],
-                            cwd=REPO, capture_output=True, text=True, timeout=60, check=True)
+                            cwd=REPO, capture_output=True, text=True, timeout=SAFETY_LIMIT_S, check=True)
     commands = [shlex.split(line) for line in result.stdout.splitlines()]
     assert len(commands) == len(points) > 1
     workdirs = [c[c.index("--workdir") + 1] for c in commands]

@@ -1,5 +1,5 @@
 """The package's import graph, read from the source (ast): no import circles, and every import
-points down the layers: names <- settings, text <- nn <- models <- diffusion, parallel,
+points down the layers: names, checks <- settings, text <- nn <- models <- diffusion, parallel,
 checkpoints, data <- eval <- train <- pipeline <- cli, main."""
 import ast
 import pathlib
@@ -12,7 +12,7 @@ PACKAGE = "lumiere_jax"
 # Lowest first. A unit (a subpackage or a top-level module) imports only its own modules and
 # units of lower layers; units that share a layer do not import each other.
 LAYERS = (
-    ("names",),                                           # mesh and logical axis names
+    ("names", "checks"),                                  # axis names; user-input checks
     ("settings", "text"),                                 # typed config helpers; the tokenizer
     ("nn",),                                              # layers
     ("models",),                                          # pure modules and their configs
@@ -20,7 +20,7 @@ LAYERS = (
     ("eval",),
     ("train",),
     ("pipeline",),
-    ("cli_applications",),                                # the application commands
+    ("cli_applications", "cli_checks"),                   # application commands; flag checks
     ("cli", "main"),
 )
 RANK = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}

@@ -33,6 +33,8 @@ from state_checks import assert_train_states_close
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 3
 PROCESSES = 2
+# Seconds a multi-process run may take before it counts as hung.
+SAFETY_LIMIT_S = 1800
 # mesh, clip length, row groups (sets of processes that load the same clips)
 LAYOUTS = {"rows_over_processes": (dict(data=1, fsdp=2, time=2), 4, 2),
            "clip_over_processes": (dict(data=1, fsdp=1, time=4), 8, 1)}
@@ -88,7 +90,12 @@ def run_processes(config, workdir) -> list[str]:
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for index in range(PROCESSES)]
     try:
-        outputs = [process.communicate(timeout=420)[0] for process in processes]
+        # A safety limit for a hung run (e.g. a process that never joins), not a speed test:
+        # both processes wait for each other, so a busy machine only makes them slower.
+        outputs = [process.communicate(timeout=SAFETY_LIMIT_S)[0] for process in processes]
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"The {PROCESSES} processes did not finish within the {SAFETY_LIMIT_S} s "
+                    f"safety limit (hung, or the machine is far slower than expected).")
     finally:
         for process in processes:
             if process.poll() is None:

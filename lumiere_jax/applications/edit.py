@@ -46,6 +46,7 @@ def image_to_video(pipeline, image, prompt: str, *, frames: int | None = None,
     >>> clip = image_to_video(pipeline, video_io.read_image("red.png"),
     ...                       "a red circle moving to the left")  # doctest: +SKIP
     """
+    check_conditional(pipeline)
     frames = int(frames or pipeline.default_frames)
     pipeline.model.check_frame_count(frames)
     conditions = inputs.image_to_video_conditions(image, frames, pipeline.resolution)
@@ -59,6 +60,7 @@ def inpaint(pipeline, video, mask, prompt: str, **settings) -> np.ndarray:
     >>> clip = inpaint(pipeline, video_io.read_video("in.mp4"), video_io.read_image("box.png"),
     ...                "a blue square moving up")  # doctest: +SKIP
     """
+    check_conditional(pipeline)
     video = np.asarray(video)
     if video.ndim == 4:
         pipeline.model.check_frame_count(video.shape[0])
@@ -73,6 +75,7 @@ def cinemagraph(pipeline, image, mask, prompt: str, *, frames: int | None = None
     >>> clip = cinemagraph(pipeline, video_io.read_image("still.png"),
     ...                    video_io.read_image("region.png"), "a green star rotating")  # doctest: +SKIP
     """
+    check_conditional(pipeline)
     frames = int(frames or pipeline.default_frames)
     pipeline.model.check_frame_count(frames)
     conditions = inputs.cinemagraph_conditions(image, mask, frames, pipeline.resolution)

@@ -6,6 +6,7 @@ backbone from. The config is stored without machine-specific paths (`paths.porta
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 
@@ -20,8 +21,20 @@ from lumiere_jax.models.build import build_model
 from lumiere_jax.models.settings import parse_model_config
 
 
+LOG = logging.getLogger("lumiere_jax")
+DEBUG_HINT = "set LUMIERE_JAX_LOG=debug for the library's details"
+
+
 class CheckpointError(ValueError):
     """A checkpoint directory that is missing, incomplete or does not fit the model."""
+
+
+def unreadable(folder: str, what: str, todo: str, error: BaseException) -> CheckpointError:
+    """The error for a checkpoint the libraries could not read: one line naming the folder,
+    what is wrong and what to do; the libraries' own report goes to the debug log."""
+    LOG.debug("Reading %s failed", folder, exc_info=error)
+    return CheckpointError(f"Checkpoint {folder!r}: {what} ({type(error).__name__}). {todo} "
+                           f"({DEBUG_HINT}).")
 
 
 def sync_processes(name: str) -> None:
@@ -89,9 +102,10 @@ def restore_params(directory: str, abstract_params: nnx.State) -> nnx.State:
         with ocp.StandardCheckpointer() as checkpointer:
             return checkpointer.restore(path, abstract_params)
     except Exception as error:  # Orbax raises many types; say what it means for the user.
-        raise CheckpointError(
-            f"Could not restore parameters from {path!r}: the checkpoint is incomplete or was made "
-            f"for a different model ({type(error).__name__}: {str(error)[:300]}).") from error
+        raise unreadable(
+            os.path.dirname(path), "its weights (params/) could not be read: they are damaged, "
+            "incomplete, or were saved for another model than its config.json describes", "Export "
+            "the model again, or give another checkpoint", error) from None
 
 
 def load_exported(directory: str):

@@ -16,6 +16,8 @@ import imageio_ffmpeg
 import numpy as np
 from PIL import Image, ImageSequence
 
+from lumiere_jax import checks
+
 VIDEO_EXTENSIONS = (".mp4", ".gif")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
@@ -66,7 +68,6 @@ def _atomic_output(path, extension: str):
     """Yields a temporary path next to `path`; renames it onto `path` only if the body succeeds."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=extension)
     os.close(handle)
     try:
@@ -136,7 +137,8 @@ def write_video(path, frames, fps: float = 16) -> None:
 
     mp4 needs even sizes: odd-sized frames are upscaled 2x (nearest) first.
     """
-    extension = _extension(path, VIDEO_EXTENSIONS, "video")
+    extension = checks.extension("path", checks.output_file("path", path, VIDEO_EXTENSIONS),
+                                 VIDEO_EXTENSIONS)
     frames = _as_uint8_rgb(frames, 4, "(T, H, W, C) video")
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps}.")
@@ -155,7 +157,8 @@ def read_video(path) -> np.ndarray:
 
 def write_image(path, image) -> None:
     """Writes an (H, W, 3) uint8 image as .png (lossless) or .jpg."""
-    extension = _extension(path, IMAGE_EXTENSIONS, "image")
+    extension = checks.extension("path", checks.output_file("path", path, IMAGE_EXTENSIONS),
+                                 IMAGE_EXTENSIONS)
     image = _as_uint8_rgb(image, 3, "(H, W, C) image")
     with _atomic_output(path, extension) as temporary:
         iio.imwrite(temporary, image, extension=extension)

@@ -13,13 +13,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from lumiere_jax.diffusion.guidance import classifier_free_guidance
 from lumiere_jax.diffusion.multidiffusion import temporal_multidiffusion, window_starts
 from lumiere_jax.diffusion.pixels import frames_to_model_range, to_uint8
-from lumiere_jax.diffusion.samplers import noise_to, sample
+from lumiere_jax import checks
+from lumiere_jax.diffusion.samplers import SAMPLERS, noise_to, sample
 from lumiere_jax.diffusion.settings import DiffusionSettings
 from lumiere_jax.models.protocol import DiffusionModel
+from lumiere_jax.names import BATCH_AXES
 from lumiere_jax.settings import SampleSettings
 from lumiere_jax.text import tokenizer
 
@@ -27,11 +30,12 @@ from lumiere_jax.text import tokenizer
 @functools.partial(jax.jit, static_argnames=("graphdef", "shape", "schedule", "prediction", "steps",
                                                "sampler", "guidance", "dynamic_threshold",
                                                "frame_correlation", "progress", "noise_aug",
-                                               "window", "stride", "window_chunk", "t_start"))
+                                               "window", "stride", "window_chunk", "t_start",
+                                               "batch_sharding"))
 def sample_model(graphdef, state, tokens, conditions, rng, *, shape, schedule, prediction, steps,
                  sampler, guidance, dynamic_threshold, frame_correlation, progress,
                  noise_aug=None, window=None, stride=None, window_chunk=0, x_start=None,
-                 t_start=1.0):
+                 t_start=1.0, batch_sharding=None):
     """x0 (shape) for `tokens` and the model's other `conditions` (a dict, in the model range),
     with classifier-free guidance (the conditional and the null prompt batched into one call of
     the model per step; the other conditions are kept for both).
@@ -42,7 +46,8 @@ def sample_model(graphdef, state, tokens, conditions, rng, *, shape, schedule, p
     `window_chunk` windows at a time (less memory, one window's activations per chunk).
 
     With `x_start` (model range) and `t_start` < 1 it is SDEdit: x_start is noised to t_start
-    and denoised from there."""
+    and denoised from there. `batch_sharding` (a NamedSharding of the rows) spreads the samples
+    over devices: every step's input and output are laid out by it."""
     model = nnx.merge(graphdef, state)
     condition_rng, rng = jax.random.split(rng)
     x_init = None
@@ -52,6 +57,9 @@ def sample_model(graphdef, state, tokens, conditions, rng, *, shape, schedule, p
     predict = guided_denoiser(model, tokens, conditions, condition_rng, guidance=guidance,
                               noise_aug=noise_aug, window=window, stride=stride,
                               window_chunk=window_chunk)
+    if batch_sharding is not None:
+        spread = lambda x: jax.lax.with_sharding_constraint(x, batch_sharding)
+        predict = (lambda denoise: lambda x_t, t: spread(denoise(spread(x_t), t)))(predict)
     return sample(predict, shape, rng, schedule, steps=steps, sampler=sampler,
                   prediction=prediction, dynamic_threshold=dynamic_threshold,
                   frame_correlation=frame_correlation, progress=progress, x_init=x_init,
@@ -130,7 +138,7 @@ class ModelSampler:
                progress: bool = False, noise_aug: float | None = None,
                window: int | None = None, stride: int | None = None,
                window_chunk: int = 0, allow_empty: bool = False, start=None,
-               strength: float = 1.0) -> np.ndarray:
+               strength: float = 1.0, mesh: jax.sharding.Mesh | None = None) -> np.ndarray:
         """One sample per prompt: uint8 images (N, H, W, 3), or clips (N, T, H, W, 3) from a
         video model (T = `frames`, default the training length; the whole clip in one pass, or
         with `window` in overlapping windows of that many frames, `stride` apart (default half a
@@ -144,11 +152,19 @@ class ModelSampler:
 
         `start` (uint8, the output's shape) with `strength` S in [0, 1] is SDEdit: `start` is
         noised to time S and denoised from there in `steps` steps (S = 0 returns it as given,
-        S = 1 ignores it)."""
+        S = 1 ignores it).
+
+        `mesh` (with a `data` and/or `fsdp` axis) spreads the samples over its devices, the
+        weights replicated on each; the rows are padded to a multiple of those axes' size."""
         defaults = self.sample_defaults
-        if not 0.0 <= float(strength) <= 1.0:
-            raise ValueError(f"strength must be in [0, 1], got {strength}.")
-        if start is not None and float(strength) == 0.0:
+        checked = checks.settings(steps=steps, guidance=guidance, frames=frames, seed=seed,
+                                  noise_aug=noise_aug, window=window, stride=stride,
+                                  window_chunk=window_chunk, strength=strength)
+        if sampler is not None:
+            checks.choice("sampler", sampler, SAMPLERS)
+        if frames is not None and not self.model.is_video:
+            raise checks.InputError("frames is only for video models; this is an image model.")
+        if start is not None and checked["strength"] == 0.0:
             return np.asarray(start, np.uint8).copy()
         tokens = self.tokenize(prompts, allow_empty)
         if frames is None and self.model.is_video:
@@ -158,9 +174,6 @@ class ModelSampler:
             if not self.model.is_video:
                 raise ValueError("window is for video models (temporal windows of a clip).")
             window, stride = int(window), int(window // 2 if stride is None else stride)
-            if int(window_chunk) < 0:
-                raise ValueError(f"window_chunk={window_chunk}: use a positive number of windows "
-                                 f"at a time, or 0 for all at once.")
             window_starts(frames, window, stride)  # refuses windows that do not fit the clip
             self.model.check_frame_count(window)
         conditions = dict(conditions or {})
@@ -172,15 +185,41 @@ class ModelSampler:
             if tuple(np.shape(start)) != tuple(shape):
                 raise ValueError(f"start has shape {np.shape(start)}, the samples have {shape}.")
             x_start = frames_to_model_range(np.asarray(start, np.uint8))
+        state, rows, batch_sharding = self.state, tokens.shape[0], None
+        if mesh is not None:
+            state, batch_sharding, pad = self._spread(mesh, rows)
+            padded = lambda a: np.concatenate([a, np.repeat(a[-1:], pad, axis=0)])
+            tokens = jax.device_put(padded(tokens), batch_sharding)
+            conditions = {k: jax.device_put(padded(np.asarray(v)), batch_sharding)
+                          for k, v in conditions.items()}
+            shape = (rows + pad,) + tuple(shape[1:])
+            if x_start is not None:
+                x_start = jax.device_put(padded(np.asarray(x_start)), batch_sharding)
         x = sample_model(
-            self.graphdef, self.state, jnp.asarray(tokens), conditions, jax.random.key(seed),
+            self.graphdef, state, jnp.asarray(tokens), conditions, jax.random.key(seed),
             shape=shape, schedule=self.diffusion.noise_schedule(),
-            prediction=self.diffusion.prediction, steps=int(steps or defaults.steps),
+            prediction=self.diffusion.prediction, steps=int(defaults.steps if steps is None else steps),
             sampler=sampler or defaults.sampler,
             guidance=float(defaults.guidance if guidance is None else guidance),
             dynamic_threshold=defaults.dynamic_threshold or None,
             frame_correlation=float(self.diffusion.frame_noise_correlation), progress=progress,
             noise_aug=None if noise_aug is None else float(noise_aug), window=window,
             stride=stride, window_chunk=int(window_chunk) if window is not None else 0,
-            x_start=x_start, t_start=float(strength) if start is not None else 1.0)
-        return to_uint8(x)
+            x_start=x_start, t_start=float(strength) if start is not None else 1.0,
+            batch_sharding=batch_sharding)
+        return to_uint8(x)[:rows]
+
+    def _spread(self, mesh: jax.sharding.Mesh, rows: int):
+        """(weights replicated over `mesh`, the rows' sharding, padding rows) for `rows`."""
+        axes = tuple(axis for axis in BATCH_AXES if axis in mesh.shape)
+        if not axes:
+            raise ValueError(f"The mesh needs a {' or '.join(BATCH_AXES)} axis to spread "
+                             f"samples over; it has {tuple(mesh.shape)}.")
+        size = int(np.prod([mesh.shape[axis] for axis in axes]))
+        # Sharding propagates through the sampler (auto axes), e.g. for a `jax.make_mesh` mesh.
+        mesh = Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * mesh.devices.ndim)
+        cached = getattr(self, "_replicated", None)
+        if cached is None or cached[0] != mesh:
+            replicated = jax.device_put(self.state, NamedSharding(mesh, PartitionSpec()))
+            self._replicated = cached = (mesh, replicated)
+        return cached[1], NamedSharding(mesh, PartitionSpec(axes)), -rows % size

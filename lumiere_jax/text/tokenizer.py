@@ -50,18 +50,33 @@ def encode_pieces(text: str) -> list[int]:
     return ids
 
 
+def check_prompt(text, allow_empty: bool = False) -> str:
+    """A prompt as given, refused unless it is a string (non-blank unless `allow_empty`)."""
+    if not isinstance(text, str):
+        raise PromptError(f"A prompt must be a string, got {type(text).__name__} {text!r}.")
+    if not text.strip() and not allow_empty:
+        raise PromptError("The prompt is empty: give a description such as 'a red circle moving left'.")
+    return text
+
+
+def check_prompts(texts, allow_empty: bool = False) -> list[str]:
+    """A prompt or a non-empty list of prompts, each checked by `check_prompt`."""
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, (list, tuple)) or not texts:
+        raise PromptError(f"Give a prompt or a non-empty list of prompts; got {texts!r}.")
+    return [check_prompt(text, allow_empty) for text in texts]
+
+
 def tokenize(text: str, max_length: int, *, allow_empty: bool = False) -> np.ndarray:
     """Encodes one prompt into `max_length` int32 ids (pieces, then EOS, then padding).
 
     Over-long prompts are truncated (with a warning) so that EOS always fits.
     The empty string is refused unless `allow_empty` (used for the null condition).
     """
-    if not isinstance(text, str):
-        raise PromptError(f"A prompt must be a string, got {type(text).__name__}.")
+    check_prompt(text, allow_empty)
     if max_length < 2:
         raise ValueError(f"max_length must be at least 2, got {max_length}.")
-    if not text.strip() and not allow_empty:
-        raise PromptError("The prompt is empty: give a description such as 'a red circle moving left'.")
     pieces = encode_pieces(text)
     limit = max_length - 1
     if len(pieces) > limit:
@@ -77,8 +92,7 @@ def tokenize(text: str, max_length: int, *, allow_empty: bool = False) -> np.nda
 
 def tokenize_batch(texts, max_length: int, *, allow_empty: bool = False) -> np.ndarray:
     """Encodes a list of prompts into an int32 array of shape (len(texts), max_length)."""
-    if isinstance(texts, str):
-        texts = [texts]
+    texts = check_prompts(texts, allow_empty)
     return np.stack([tokenize(t, max_length, allow_empty=allow_empty) for t in texts])
 
 

@@ -45,7 +45,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> str:
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
 
-    checkpoints = RunCheckpoints(workdir, run.checkpoint.every_steps, run.checkpoint.max_to_keep)
+    checkpoints = RunCheckpoints(workdir, run.checkpoint.every_steps, run.checkpoint.max_to_keep,
+                                 cleanup=True)
     # A resumed run restores straight into the sharded abstract state; only a new run creates
     # (and initialises) the fresh one.
     state, resumed_metadata = checkpoints.resume_latest(run_setup.abstract_state(), iterator)
@@ -54,6 +55,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> str:
 
     lr_schedule = learning_rate_schedule(run.optim)
     writer = M.MetricsWriter(workdir)
+    # Steps logged after the restored checkpoint (by a run that was killed) are run again.
+    writer.drop_after(int(state.step))
     metadata = {"config": config.to_dict(), "jax_version": jax.__version__}
     start = int(state.step)
     total = run.optim.total_steps

@@ -16,6 +16,21 @@ class MetricsWriter:
         self.path = os.path.join(workdir, "metrics.jsonl")
         self.enabled = jax.process_index() == 0
 
+    def drop_after(self, step: int) -> int:
+        """Removes the records of steps after `step` (a resumed run logs them again); returns
+        how many were removed. The file is replaced atomically."""
+        if not self.enabled or not os.path.isfile(self.path):
+            return 0
+        with open(self.path, encoding="utf-8") as f:
+            lines = [line for line in f if line.strip()]
+        kept = [line for line in lines if json.loads(line)["step"] <= step]
+        if len(kept) < len(lines):
+            temporary = self.path + ".tmp"
+            with open(temporary, "w", encoding="utf-8") as f:
+                f.writelines(kept)
+            os.replace(temporary, self.path)
+        return len(lines) - len(kept)
+
     def write(self, step: int, metrics: dict) -> None:
         if not self.enabled:
             return
