@@ -38,7 +38,7 @@ TEMPORARY = "orbax-checkpoint-tmp"
 # metrics.jsonl fields that measure time, not the run's numbers.
 TIMING_FIELDS = ("examples_per_s", "train_minutes", "eval_seconds")
 RESUMED = re.compile(r"Resuming from step (\d+)")
-STARTED = re.compile(r"^step \d+/\d+|Resuming from step")
+PROGRESS = re.compile(r"^step (\d+)/\d+")
 # The longest a run may go without finishing, a generous safety limit (not a timing assertion).
 SAFETY_LIMIT_S = 900
 
@@ -63,7 +63,7 @@ class Trainer:
     def _read(self) -> None:
         for line in self.process.stdout:
             self.lines.append(line)
-            if STARTED.search(line):
+            if PROGRESS.search(line):
                 self.started.set()
 
     def running(self) -> bool:
@@ -81,6 +81,11 @@ class Trainer:
 
     def output(self) -> str:
         return "".join(self.lines)
+
+    def last_step(self) -> int | None:
+        """The last step the run logged (it logs every step in the soak)."""
+        steps = [int(m.group(1)) for m in map(PROGRESS.search, self.lines) if m]
+        return steps[-1] if steps else None
 
     def resumed_from(self) -> int | None:
         found = RESUMED.search(self.output())
@@ -179,9 +184,10 @@ def read_export(folder: str) -> dict:
 
 def soak(workdir: str, *, kills: int = 5, steps: int = 60, every: int = 5, seed: int = 0,
          config: str = DEFAULT_CONFIG, extra: tuple[str, ...] = (), data_dir: str | None = None,
-         log=print) -> dict:
+         xla_flags: str | None = None, log=print) -> dict:
     """Runs the soak in `workdir` (emptied first); returns the report. Raises SoakFailure when a
-    restart lost steps or restored a half-written checkpoint, or the runs differ."""
+    restart lost steps or restored a half-written checkpoint, or the runs differ. `xla_flags`:
+    the trainers' XLA_FLAGS (default: none, one CPU device)."""
     if kills < 1:
         raise ValueError(f"kills must be at least 1, got {kills}.")
     shutil.rmtree(workdir, ignore_errors=True)
@@ -189,8 +195,10 @@ def soak(workdir: str, *, kills: int = 5, steps: int = 60, every: int = 5, seed:
     env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu",
                JAX_COMPILATION_CACHE_DIR=os.path.join(workdir, "jax_cache"))
     env.pop("XLA_FLAGS", None)
+    if xla_flags:
+        env["XLA_FLAGS"] = xla_flags
     overrides = [f"--config.optim.total_steps={steps}", f"--config.checkpoint.every_steps={every}",
-                 "--config.checkpoint.max_to_keep=3", *extra]
+                 "--config.checkpoint.max_to_keep=3", "--config.log.every_steps=1", *extra]
     if data_dir:
         overrides.append(f"--config.data.data_dir={data_dir}")
     rng = random.Random(seed)
@@ -201,15 +209,15 @@ def soak(workdir: str, *, kills: int = 5, steps: int = 60, every: int = 5, seed:
     began = time.monotonic()
     if trainer.finish() != 0:
         raise SoakFailure(f"The uninterrupted run failed:\n{trainer.output()[-3000:]}")
-    training_s = time.monotonic() - began
-    log(f"reference run: {steps} steps, {training_s:.1f} s after its first log line")
+    step_s = (time.monotonic() - began) / steps
+    log(f"reference run: {steps} steps, {step_s:.3f} s a step after its first")
 
     killed = os.path.join(workdir, "killed")
     during_write = rng.randrange(kills)  # which kill waits for a checkpoint write
     events, expected_resume = [], None
     for index in range(kills):
         trainer = Trainer(config, killed, overrides, env)
-        if not wait_until(trainer.started.is_set, SAFETY_LIMIT_S, "the run to start", trainer):
+        if not wait_until(trainer.started.is_set, SAFETY_LIMIT_S, "the run's first step", trainer):
             raise SoakFailure(f"The run exited before training:\n{trainer.output()[-3000:]}")
         resumed = trainer.resumed_from()
         if resumed != expected_resume:
@@ -221,12 +229,12 @@ def soak(workdir: str, *, kills: int = 5, steps: int = 60, every: int = 5, seed:
                        "a checkpoint write", trainer, poll_s=0.0005)
             moment = "during a checkpoint write"
         else:
-            left = (steps - (resumed or 0)) / steps  # of the reference run's training time
-            delay = rng.uniform(0.0, 0.9 * left * training_s)
+            # Anywhere in the steps left, as the reference run paced them.
+            delay = rng.uniform(0.0, 0.9 * (steps - (trainer.last_step() or 0)) * step_s)
             deadline = time.monotonic() + delay
             while trainer.running() and time.monotonic() < deadline:
                 time.sleep(0.005)
-            moment = f"{delay:.2f} s after the first log line"
+            moment = f"{delay:.2f} s after its first step"
         if not trainer.running():
             raise SoakFailure(f"The run ended before kill {index} ({moment}); give it more "
                               f"steps.")
@@ -235,12 +243,14 @@ def soak(workdir: str, *, kills: int = 5, steps: int = 60, every: int = 5, seed:
         if index == during_write and not partial:
             raise SoakFailure("The kill meant for a checkpoint write came after it had finished.")
         expected_resume = complete[-1] if complete else None
-        event = {"kill": index, "moment": moment, "complete_checkpoints": complete,
-                 "half_written": partial, "resumed_from": resumed}
+        event = {"kill": index, "moment": moment, "last_logged_step": trainer.last_step(),
+                 "complete_checkpoints": complete, "half_written": partial,
+                 "resumed_from": resumed}
         if index == during_write:
             event["complete_before_write"] = complete_before
         events.append(event)
-        log(f"kill {index}: {moment}; complete checkpoints {complete}, half-written {partial}")
+        log(f"kill {index}: {moment}, at step {trainer.last_step()}; complete checkpoints "
+            f"{complete}, half-written {partial}")
 
     seconds_before = train_seconds(killed, expected_resume)
     trainer = Trainer(config, killed, overrides, env)

@@ -28,6 +28,7 @@ from lumiere_jax.train.checkpointing import RunCheckpoints
 from lumiere_jax.train.settings import parse_run_config
 from lumiere_jax.train.setup import make_train_iterator, prepare_dataset, setup
 from lumiere_jax.train.state import learning_rate_schedule
+from limits import FAST_COMPILE
 from state_checks import assert_train_states_close
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -81,7 +82,7 @@ def run_processes(config, workdir) -> list[str]:
     """Starts the processes, waits for them (killing all on failure or timeout); their outputs."""
     port = free_port()
     env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu",
-               XLA_FLAGS="--xla_force_host_platform_device_count=2")
+               XLA_FLAGS=f"--xla_force_host_platform_device_count=2 {FAST_COMPILE}")
     processes = [subprocess.Popen(
         [sys.executable, "-m", "lumiere_jax.main",
          "--config", os.path.join(REPO, "configs", "stunet_shapes.py") + ":variant=tiny",

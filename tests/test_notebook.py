@@ -5,7 +5,7 @@ import pathlib
 
 import pytest
 
-from limits import SAFETY_LIMIT_S
+from limits import FAST_COMPILE, SAFETY_LIMIT_S
 from lumiere_jax.data import video_io
 
 nbclient = pytest.importorskip("nbclient")
@@ -21,7 +21,7 @@ def test_the_sampling_notebook_runs_and_shows_a_clip_per_prompt(tmp_path, monkey
     [parameters] = [cell for cell in notebook.cells
                     if "parameters" in cell.get("metadata", {}).get("tags", [])]
     parameters.source += f"\nPROMPTS = {json.dumps(PROMPTS)}\nSTEPS = 2\nSCALE = 2\n"
-    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+    monkeypatch.setenv("XLA_FLAGS", f"--xla_force_host_platform_device_count=2 {FAST_COMPILE}")
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
     client = nbclient.NotebookClient(notebook, timeout=SAFETY_LIMIT_S, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})

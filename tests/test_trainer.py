@@ -13,6 +13,7 @@ import pytest
 from flax import nnx
 
 from configs import t2i_shapes
+from limits import FAST_COMPILE
 from launch import kill_soak
 from lumiere_jax import diffusion
 from lumiere_jax.checkpoints.exported import CheckpointError, load_exported, save_exported
@@ -165,8 +166,7 @@ def run_main(workdir, data_dir, *overrides):
     command = [sys.executable, "-m", "lumiere_jax.main",
                "--config", os.path.join(REPO, "configs", "t2i_shapes.py") + ":variant=tiny",
                "--workdir", str(workdir), f"--config.data.data_dir={data_dir}", *overrides]
-    env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
-    env.pop("XLA_FLAGS", None)
+    env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu", XLA_FLAGS=FAST_COMPILE)
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
@@ -177,7 +177,7 @@ def test_a_run_killed_at_random_moments_ends_bit_identical_to_an_uninterrupted_o
     newest complete checkpoint, and the final state, export and metrics equal an uninterrupted
     run's. The soak waits for what the trainer reports, never for a deadline."""
     report = kill_soak.soak(str(tmp_path / "soak"), kills=2, steps=20, every=4, seed=1,
-                            data_dir=data_dir, log=lambda _: None)
+                            data_dir=data_dir, log=lambda _: None, xla_flags=FAST_COMPILE)
     assert report["identical"] and report["state_leaves"] > 10
     writes = [e for e in report["events"] if e["moment"] == "during a checkpoint write"]
     assert len(writes) == 1 and writes[0]["half_written"]
