@@ -262,6 +262,18 @@ def test_png_round_trip_is_exact(tmp_path):
     np.testing.assert_array_equal(video_io.read_image(tmp_path / "image.png"), image)
 
 
+def test_written_files_get_the_permissions_open_would_give(tmp_path):
+    """Writes go through a private temporary file; the result must not stay private (0600)."""
+    umask = os.umask(0o022)
+    try:
+        video_io.write_image(tmp_path / "image.png", np.zeros((4, 4, 3), np.uint8))
+        video_io.write_video(tmp_path / "clip.gif", np.zeros((2, 4, 4, 3), np.uint8))
+    finally:
+        os.umask(umask)
+    for name in ("image.png", "clip.gif"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644
+
+
 def test_read_image_drops_alpha_and_expands_grey(tmp_path):
     rgba = np.random.default_rng(1).integers(0, 256, (5, 6, 4), dtype=np.uint8)
     grey = rgba[..., 0]

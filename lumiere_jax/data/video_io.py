@@ -72,6 +72,9 @@ def _atomic_output(path, extension: str):
     os.close(handle)
     try:
         yield temporary
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # as open() would make it (mkstemp makes it 0600)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
