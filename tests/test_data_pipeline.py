@@ -318,7 +318,8 @@ def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("call, message", [
-        (lambda d: video_io.write_video(d / "clip.avi", _moving_square_clip()), r"allowed: \.mp4, \.gif"),
+        (lambda d: video_io.write_video(d / "clip.avi", _moving_square_clip()),
+         r"must end in \.mp4 or \.gif"),
         (lambda d: video_io.read_video(d / "clip.mov"), r"allowed: \.mp4, \.gif"),
         (lambda d: video_io.write_image(d / "image.tiff", np.zeros((4, 4, 3), np.uint8)), r"\.png"),
         (lambda d: video_io.write_video(d / "clip.mp4", np.zeros((4, 4, 3), np.uint8)), "T, H, W, C"),
