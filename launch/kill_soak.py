@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 
+import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -114,23 +115,15 @@ def wait_until(condition, limit_s: float, what: str, trainer: Trainer, poll_s: f
     return True
 
 
+def read_arrays(path: str) -> dict:
+    """An Orbax checkpoint item as numpy arrays by tree path."""
+    leaves = jax.tree_util.tree_leaves_with_path(ocp.PyTreeCheckpointer().restore(path))
+    return {jax.tree_util.keystr(key): np.asarray(leaf) for key, leaf in leaves}
+
+
 def read_state(workdir: str, step: int) -> dict:
     """The train state of a run's checkpoint, as numpy arrays by path."""
-    path = os.path.join(workdir, "checkpoints", str(step), "state")
-    tree = ocp.PyTreeCheckpointer().restore(path)
-    flat = {}
-
-    def walk(prefix, node):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(f"{prefix}/{key}", value)
-        elif isinstance(node, (list, tuple)):
-            for index, value in enumerate(node):
-                walk(f"{prefix}/{index}", value)
-        else:
-            flat[prefix] = np.asarray(node)
-    walk("", tree)
-    return flat
+    return read_arrays(os.path.join(workdir, "checkpoints", str(step), "state"))
 
 
 def train_seconds(workdir: str, step: int | None) -> float:
@@ -169,17 +162,8 @@ def compare_runs(reference: str, killed: str, step: int) -> dict:
 
 
 def read_export(folder: str) -> dict:
-    tree = ocp.PyTreeCheckpointer().restore(os.path.join(folder, "params"))
-    flat = {}
-
-    def walk(prefix, node):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(f"{prefix}/{key}", value)
-        else:
-            flat[prefix] = np.asarray(node)
-    walk("", tree)
-    return flat
+    """An export's parameters, as numpy arrays by path."""
+    return read_arrays(os.path.join(folder, "params"))
 
 
 def soak(workdir: str, *, kills: int = 5, steps: int = 60, every: int = 5, seed: int = 0,
