@@ -43,9 +43,11 @@ setuptools.setup(
     ],
     extras_require={
         # xdist: the suite runs on every core (tests/conftest.py); nbclient, nbformat and
-        # ipykernel run launch/colab_sampling.ipynb headless (tests/test_notebook.py).
+        # ipykernel run launch/colab_sampling.ipynb headless (tests/test_notebook.py);
+        # matplotlib draws launch/plot_curves.py's learning curves (a README command).
         "dev": ["pytest>=9", "pytest-xdist>=3.6", "nbclient>=0.10", "nbformat>=5.10",
-                "ipykernel>=6.29"],
+                "ipykernel>=6.29", "matplotlib"],
+        "plots": ["matplotlib"],
         "tpu": ["jax[tpu]"],  # the libtpu this jax was released with (TPU runtime and AOT compiler)
     },
     entry_points={"console_scripts": ["lumiere-jax=lumiere_jax.cli:main"]},

@@ -5,7 +5,8 @@ markdown table. Reads each run's `metrics.jsonl` (the `eval_*` records the train
     python -m launch.plot_curves --run "label=WORKDIR" [--run ...] --out docs/curves.png \
         [--metrics shape,colour] [--table]
 
-Needs matplotlib (`pip install matplotlib`; not a dependency of the package).
+Needs matplotlib (`pip install -e ".[plots]"`, also in the dev extra; not a dependency of the
+package).
 """
 from __future__ import annotations
 
@@ -55,6 +56,10 @@ def main(argv=None) -> int:
         parser.error(f"--out must be a .png file, got {args.out!r}.")
     metrics = [m for m in args.metrics.split(",") if m]
     curves = {label: read_curve(workdir) for label, workdir in args.run}
+    for label, workdir in args.run:
+        if not curves[label]:
+            parser.error(f"{workdir} has no evaluation records (eval_* in metrics.jsonl): train "
+                         f"it with --config.log.eval_every_steps=N, N > 0.")
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -237,8 +237,10 @@ def _sample_prompts(args, pipeline):
 
 
 def _viewing_grid(samples, args):
-    """Upscaled samples tiled with a row per prompt (images stay images, clips stay clips)."""
-    return video_io.image_grid(video_io.upscale_nearest(samples, args.scale), columns=args.num)
+    """Upscaled samples tiled with a row per prompt (images stay images, clips stay clips); one
+    sample is written as it is, without the grid's frame, so it can be fed back in."""
+    samples = video_io.upscale_nearest(samples, args.scale)
+    return samples[0] if len(samples) == 1 else video_io.image_grid(samples, columns=args.num)
 
 
 def run_sample_image(args) -> None:
