@@ -174,6 +174,9 @@ def soak(workdir: str, *, kills: int = 5, steps: int = 60, every: int = 5, seed:
     the trainers' XLA_FLAGS (default: none, one CPU device)."""
     if kills < 1:
         raise ValueError(f"kills must be at least 1, got {kills}.")
+    # Absolute: the runs start in the repository and Orbax reads only absolute paths.
+    workdir = os.path.abspath(workdir)
+    data_dir = os.path.abspath(data_dir) if data_dir else data_dir
     shutil.rmtree(workdir, ignore_errors=True)
     os.makedirs(workdir)
     env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu",

@@ -9,16 +9,15 @@ repository's `configs/`, `launch/`, `benchmarks/`, `lumiere_jax/` and `docs/exam
 relative paths of the README work and nothing is written into the repository (the gallery's
 `docs/gallery/` is a real folder there). A command passes when it exits 0 and every file it
 names (`--out`, `--xt-slice`, `--json`, a training `--workdir`'s export) is there and reads back
-as what it should be: a video or image that is not blank, JSON, a loadable export.
+as what it should be: a video or image that is not blank, JSON, an export with its config.
 
 Full mode runs each command as written, except that a training runs `--train-steps` steps (its
 whole length is in the model cards). `--quick` (what tests/test_readme.py runs) cuts the work of
 each command with flags it already has (2 denoising steps, a few samples, 2 training steps on
-64 clips), runs the `lumiere-jax` commands and python blocks in its own process (what one compiles, the next
-reuses) and runs the first command of each program (a `lumiere-jax` subcommand, a module, a
-script) and the commands whose outputs those read; it leaves out the programs that a test of
-their own runs as the README does (`COVERED`). Quick runs share a JAX compilation cache in
-the scratch folder, so a program another command compiled is not compiled again.
+64 clips), runs the first command of each program (a `lumiere-jax` subcommand, a module, a
+script) and the commands whose outputs those read, and runs the `lumiere-jax` commands and python
+blocks in its own process (what one compiles, the next reuses). It leaves out the programs that
+a test of their own runs with the README's settings (`COVERED`).
 """
 from __future__ import annotations
 
@@ -40,13 +39,17 @@ README = os.path.join(ROOT, "README.md")
 LINKED = ("configs", "launch", "benchmarks", "lumiere_jax", os.path.join("docs", "examples"))
 SETUP_PREFIXES = ("pip install", "python -m pytest")
 
-# Commands that a test of their own runs (same program, same flags): --quick leaves them out.
+# Programs that a test of their own runs with the README's settings: --quick leaves them out.
 COVERED = {
     "python -m launch.kill_soak": "tests/test_trainer.py::"
     "test_a_run_killed_at_random_moments_ends_bit_identical_to_an_uninterrupted_one",
     "python -m launch.aot_compile": "tests/test_aot_compile.py::tiny_plans",
 }
 
+# What a `lumiere-jax` command writes without --out (lumiere_jax/cli.py's defaults).
+DEFAULT_OUT = {"sample": "sample.mp4", "sample-image": "samples.png", "upscale": "upscaled.mp4",
+               "i2v": "i2v.mp4", "inpaint": "inpaint.mp4", "cinemagraph": "cinemagraph.mp4",
+               "stylize": "stylize.mp4"}
 SAMPLING = ("sample", "sample-image", "upscale", "i2v", "inpaint", "cinemagraph", "stylize")
 QUICK_EVALUATION = {"evaluate-t2i": ["--num", "4", "--batch", "4"],
                     "evaluate-video": ["--num", "2", "--batch", "2"],
@@ -56,6 +59,7 @@ QUICK_SCRIPTS = {"launch.denoising_profile": ["--num", "4"],
                  "benchmarks/ssr_windows.py": ["--frames", "16", "--repeats", "1"]}
 SMALL_DATA = ["--config.data.num_train=64", "--config.data.num_validation=16",
               "--config.data.num_heldout=16", "--config.data.batch_size=4"]
+FULL_EVAL = ["--config.log.eval_num=8", "--config.log.eval_batch=8"]
 QUICK_EVAL = ["--config.log.eval_num=4",
               "--config.log.eval_steps=2", "--config.log.eval_batch=4"]
 
@@ -128,10 +132,10 @@ def flag_value(argv: list[str], flag: str) -> str | None:
 def training_flags(train_steps: int, quick: bool) -> list[str]:
     """Overrides that shorten a `python -m lumiere_jax.main` run to `train_steps` steps with one
     evaluation at the end where the config evaluates (the trainer evaluates after the last
-    step; quick: small data and a tiny evaluation)."""
+    step; full: 8 samples at the config's steps, quick: small data and a tiny evaluation)."""
     steps = [f"--config.optim.total_steps={train_steps}", "--config.optim.warmup_steps=1",
              f"--config.checkpoint.every_steps={train_steps}"]
-    return steps + (SMALL_DATA + QUICK_EVAL if quick else [])
+    return steps + (SMALL_DATA + QUICK_EVAL if quick else FULL_EVAL)
 
 
 def run_argv(command: Command, quick: bool, train_steps: int) -> list[str]:
@@ -206,6 +210,8 @@ def check_outputs(argv: list[str], scratch: str) -> dict[str, str]:
 
     found = {}
     names = [flag_value(argv, flag) for flag in ("--out", "--xt-slice", "--json")]
+    if argv[0] == "lumiere-jax" and names[0] is None:
+        names[0] = DEFAULT_OUT.get(argv[1])
     if argv[1:2] == ["-c"]:  # a python block: the files its string literals name
         names = re.findall(r"[\"']([^\"']+\.(?:mp4|gif|png|json))[\"']", argv[2])
     if "launch.export_spatial" in argv:  # --out is an export folder
@@ -285,7 +291,8 @@ def main(argv=None) -> int:
     parser.add_argument("--scratch", default=None, help="folder to run in (default: a new one)")
     parser.add_argument("--train-steps", type=int, default=None,
                         help="steps of each training (default 2 quick, 10 full)")
-    parser.add_argument("--json", default=None, help="also write the records here")
+    parser.add_argument("--json", default=None, help="also write the records here (kept "
+                        "records of commands this run leaves out)")
     args = parser.parse_args(argv)
     train_steps = args.train_steps or (2 if args.quick else 10)
     with open(README, encoding="utf-8") as f:
@@ -293,6 +300,7 @@ def main(argv=None) -> int:
     scratch = make_scratch(args.scratch)
     print(f"{len(commands)} commands, run in {scratch}", flush=True)
     records, failed, start = [], 0, time.perf_counter()
+    kept = read_records(args.json) if args.json else {}
     for command, why in plan(commands, args.quick):
         if args.only and not re.search(args.only, command.text):
             continue
@@ -304,21 +312,38 @@ def main(argv=None) -> int:
             record = run_one(command, scratch, args.quick, train_steps, in_process=args.quick)
         except AssertionError as error:
             failed += 1
-            records.append({"command": command.text, "failed": str(error)[-3000:]})
+            record = {"command": command.text, "failed": str(error)[-3000:]}
             print(f"FAIL  {command.text[:100]}\n{error}", flush=True)
-            continue
+        else:
+            print(f"ok    {record['seconds']:7.1f} s  {command.text[:100]}", flush=True)
         records.append(record)
-        print(f"ok    {record['seconds']:7.1f} s  {command.text[:100]}", flush=True)
+        if args.json:  # after every command, so an interrupted run keeps what it measured
+            write_records(args.json, commands, kept, records, args.quick, train_steps)
     total = time.perf_counter() - start
     print(f"{len(records) - failed} of {len(records)} passed or skipped, {failed} failed, "
           f"{total:.0f} s", flush=True)
-    if args.json:
-        report = {"mode": "quick" if args.quick else "full", "train_steps": train_steps,
-                  "seconds": round(total), "commands": records}
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=1)
-            f.write("\n")
     return 1 if failed else 0
+
+
+def read_records(path: str) -> dict[str, dict]:
+    """The records of an earlier run in `path` by command (empty if there is none)."""
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return {record["command"]: record for record in json.load(f)["commands"]}
+
+
+def write_records(path: str, commands: list[Command], kept: dict, records: list[dict],
+                  quick: bool, train_steps: int) -> None:
+    """Writes this run's records over an earlier run's (`kept`), in the README's order, so a
+    run of some commands (`--only`) updates their records and keeps the others'."""
+    merged = dict(kept, **{record["command"]: record for record in records})
+    ordered = [merged[c.text] for c in commands if c.text in merged]
+    report = {"mode": "quick" if quick else "full", "train_steps": train_steps,
+              "seconds": round(sum(r.get("seconds", 0) for r in ordered)), "commands": ordered}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=1)
+        f.write("\n")
 
 
 if __name__ == "__main__":

@@ -172,11 +172,13 @@ def run_main(workdir, data_dir, *overrides):
 
 
 def test_a_run_killed_at_random_moments_ends_bit_identical_to_an_uninterrupted_one(
-        tmp_path, data_dir):
+        tmp_path, data_dir, monkeypatch):
     """Two SIGKILLs (one while a checkpoint is being written): every restart resumes from the
     newest complete checkpoint, and the final state, export and metrics equal an uninterrupted
-    run's. The soak waits for what the trainer reports, never for a deadline."""
-    report = kill_soak.soak(str(tmp_path / "soak"), kills=2, steps=20, every=4, seed=1,
+    run's. The soak waits for what the trainer reports, never for a deadline. The workdir is
+    relative, as in the README's command."""
+    monkeypatch.chdir(tmp_path)
+    report = kill_soak.soak("soak", kills=2, steps=20, every=4, seed=1,
                             data_dir=data_dir, log=lambda _: None, xla_flags=FAST_COMPILE)
     assert report["identical"] and report["state_leaves"] > 10
     writes = [e for e in report["events"] if e["moment"] == "during a checkpoint write"]
