@@ -59,6 +59,9 @@ QUICK_SCRIPTS = {"launch.denoising_profile": ["--num", "4"],
                  "benchmarks/ssr_windows.py": ["--frames", "16", "--repeats", "1"]}
 SMALL_DATA = ["--config.data.num_train=64", "--config.data.num_validation=16",
               "--config.data.num_heldout=16", "--config.data.batch_size=4"]
+QUICK_TEXT_STAGE = ["--config.data.num_captions=512", "--config.data.batch_size=8",
+                    "--config.probe.num_train=64", "--config.probe.num_validation=32",
+                    "--config.probe.steps=5"]
 FULL_EVAL = ["--config.log.eval_num=8", "--config.log.eval_batch=8"]
 QUICK_EVAL = ["--config.log.eval_num=4",
               "--config.log.eval_steps=2", "--config.log.eval_batch=4"]
@@ -129,12 +132,16 @@ def flag_value(argv: list[str], flag: str) -> str | None:
     return value
 
 
-def training_flags(train_steps: int, quick: bool) -> list[str]:
+def training_flags(train_steps: int, quick: bool, text_stage: bool) -> list[str]:
     """Overrides that shorten a `python -m lumiere_jax.main` run to `train_steps` steps with one
     evaluation at the end where the config evaluates (the trainer evaluates after the last
-    step; full: 8 samples at the config's steps, quick: small data and a tiny evaluation)."""
+    step; full: 8 samples at the config's steps, quick: small data and a tiny evaluation). The
+    text stage has no clips, evaluation or validation splits: quick shrinks its captions and
+    probe instead."""
     steps = [f"--config.optim.total_steps={train_steps}", "--config.optim.warmup_steps=1",
              f"--config.checkpoint.every_steps={train_steps}"]
+    if text_stage:
+        return steps + (QUICK_TEXT_STAGE if quick else [])
     return steps + (SMALL_DATA + QUICK_EVAL if quick else FULL_EVAL)
 
 
@@ -143,12 +150,7 @@ def run_argv(command: Command, quick: bool, train_steps: int) -> list[str]:
     argv, program = command.argv, command.program
     if program == "python -m lumiere_jax.main":
         text_stage = "t5_shapes" in (flag_value(argv, "--config") or "")
-        extra = training_flags(train_steps, quick)
-        if text_stage:  # the text stage has no image data, evaluation or validation splits
-            extra = extra[:3] + (["--config.data.num_captions=512", "--config.data.batch_size=8",
-                                  "--config.probe.num_train=64", "--config.probe.num_validation=32",
-                                  "--config.probe.steps=5"] if quick else [])
-        return argv + extra
+        return argv + training_flags(train_steps, quick, text_stage)
     if not quick:
         return argv
     if command.kind == "python":
