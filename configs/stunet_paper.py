@@ -42,6 +42,9 @@ def get_config(arg=None):
     # bf16 compute, and bf16 storage of the frozen backbone and text encoder.
     config.compute.update(remat="block", dtype="bfloat16", frozen_dtype="bfloat16")
     config.mesh.update(data=-1, fsdp=1, time=1)
+    # Imagen's dynamic thresholding for natural images (the shapes configs turn it off: their
+    # saturated flat colours are what it dims).
+    config.sample.update(dynamic_threshold=0.995)
     config.checkpoint.update(every_steps=2000, max_to_keep=3)
     config.log.update(every_steps=100)
     return config

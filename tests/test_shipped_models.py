@@ -160,8 +160,10 @@ def test_the_shipped_style_t2i_draws_outlines():
     if not os.path.isdir(path):
         pytest.skip("t2i_outlined_shapes is not shipped")
     captions = [tfds_shapes.caption_for_seed(tfds_shapes.example_seed("validation", i),
-                                             "validation")[0] for i in range(16)]
-    styled = LumierePipeline.from_checkpoint(path).sample(captions, steps=20)
-    plain = LumierePipeline.from_checkpoint(T2I).sample(captions, steps=20)
+                                             "validation")[0] for i in range(8)]
+    # 8 captions at 10 steps read 0.875 outlined for the style copy and 0.00 for the T2I (16 at
+    # 20 steps: 1.00 and 0.00): as sharp a check at a third of the cost.
+    styled = LumierePipeline.from_checkpoint(path).sample(captions, steps=10)
+    plain = LumierePipeline.from_checkpoint(T2I).sample(captions, steps=10)
     styled_fraction = style_reader.outlined_fraction(styled[:, None])
     assert styled_fraction >= style_reader.outlined_fraction(plain[:, None]) + 0.3, styled_fraction
