@@ -175,7 +175,11 @@ def test_halo_exchanged_temporal_conv_equals_the_unsharded_conv_exactly(mesh_sha
     np.testing.assert_array_equal(np.asarray(actual), np.asarray(expected))
 
 
-MESH_IDS = ["x".join(map(str, shape)) for shape in MESHES]
+def mesh_ids(meshes):
+    return ["x".join(map(str, shape)) for shape in meshes]
+
+
+MESH_IDS = mesh_ids(MESHES)
 
 
 @pytest.mark.parametrize("mesh_shape", MESHES, ids=MESH_IDS)
@@ -225,7 +229,7 @@ def unsharded_step_result(model, train_batch):
 # and frames alone over all 8 devices (1 frame a shard at the coarsest level). Data parallelism
 # is checked by the forward test above and by the trainer's own runs (tests/test_multihost.py).
 TRAIN_MESHES = [(1, 2, 4), (1, 1, 8)]
-TRAIN_MESH_IDS = ["x".join(map(str, shape)) for shape in TRAIN_MESHES]
+TRAIN_MESH_IDS = mesh_ids(TRAIN_MESHES)
 
 
 @pytest.mark.parametrize("mesh_shape", TRAIN_MESHES, ids=TRAIN_MESH_IDS)
