@@ -36,7 +36,12 @@ def get_config(arg=None):
                             loss_weighting="min_snr", min_snr_gamma=5.0, cond_drop_prob=0.1)
     config.data = dict(resolution=32, num_frames=16, num_train=20000, num_validation=512,
                        num_heldout=512, mode="frames", batch_size=32, data_dir="",
-                       worker_count=0, seed=0, style="plain")
+                       worker_count=0, seed=0, style="plain",
+                       # source="video_folder" trains on a folder of captioned videos instead
+                       # (docs/data.md): --config.data.source=video_folder
+                       # --config.data.video_dir=DIR --config.data.captions=FILE.
+                       source="shapes", video_dir="", captions="", fps=8.0, clip_stride=0,
+                       validation_fraction=0.0)
     config.optim = dict(learning_rate=7e-4, warmup_steps=200, total_steps=4000,
                         end_lr_fraction=0.05, weight_decay=0.0, b1=0.9, b2=0.99, clip_norm=1.0,
                         ema_decay=0.999)

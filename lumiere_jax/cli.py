@@ -9,11 +9,14 @@ import os
 import sys
 import time
 
+from lumiere_jax import cli_data
 from lumiere_jax.checkpoints.exported import CheckpointError
 from lumiere_jax.cli_checks import check_args
 from lumiere_jax.cli_applications import COMMANDS as APPLICATION_COMMANDS
 from lumiere_jax.cli_applications import add_commands, add_style_flags, apply_style, summary
 from lumiere_jax.data import video_io
+from lumiere_jax.data.tfds_build import DatasetBuildError
+from lumiere_jax.eval.per_frame_baseline import PerFrameT2I
 from lumiere_jax.eval.ssr_eval import evaluate_sr_fidelity, evaluate_ssr
 from lumiere_jax.eval.t2i_eval import evaluate_t2i
 from lumiere_jax.eval.video_eval import evaluate_video
@@ -47,6 +50,8 @@ EXAMPLES = {
     "evaluate-ssr": "lumiere-jax evaluate-ssr --num 32 --batch 16",
     "evaluate-sr": "lumiere-jax evaluate-sr --num 128 --batch 64",
     "info": "lumiere-jax info",
+    "build-video-dataset": "lumiere-jax build-video-dataset --video-dir videos/ --captions "
+                           "captions.csv --resolution 32 --frames 16 --fps 8",
 }
 
 
@@ -154,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate-video", help="Score a video model with the shapes evaluator on split captions.")
     _add_evaluation_flags(evaluate_video, num=128, batch=16)
     _add_sampling_flags(evaluate_video, video=True)
+    evaluate_video.add_argument(
+        "--per-frame-t2i", action="store_true",
+        help="Score the per-frame baseline instead: --checkpoint is a text-to-image model "
+             "(default: the shipped T2I) and each frame of a clip is sampled on its own (same "
+             "prompt, independent noise; --frames, default 16).")
 
     evaluate_ssr_parser = commands.add_parser(
         "evaluate-ssr", help="Score an SSR model on ground-truth clips shrunk to its input size: "
@@ -179,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     help="Denoising steps (default: config).")
     commands.add_parser("info", help="The shipped models, the devices JAX sees and the "
                                      "versions of the libraries.")
+    cli_data.add_commands(commands)
     for name, command in commands.choices.items():
         command.formatter_class = argparse.RawDescriptionHelpFormatter
         command.epilog = "example:\n  " + EXAMPLES[name]
@@ -282,7 +293,7 @@ def run_upscale(args) -> None:
     print(summary(args.out, clip[None], time.perf_counter() - start))
 
 
-def _report_scores(scores: dict, json_path: str | None) -> None:
+def report_scores(scores: dict, json_path: str | None) -> None:
     """Prints the scores as JSON (NaN as null) and optionally writes them to a file."""
     clean = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in scores.items()}
     text = json.dumps(clean, indent=2, sort_keys=True)
@@ -296,7 +307,7 @@ def _run_evaluation(args, evaluate) -> None:
     pipeline = _load_pipeline(args)
     scores = evaluate(pipeline, num=args.num, batch=args.batch, split=args.split, seed=args.seed,
                       **_sample_kwargs(args))
-    _report_scores(scores, args.json)
+    report_scores(scores, args.json)
 
 
 def run_evaluate_t2i(args) -> None:
@@ -304,7 +315,16 @@ def run_evaluate_t2i(args) -> None:
 
 
 def run_evaluate_video(args) -> None:
-    _run_evaluation(args, evaluate_video)
+    if not args.per_frame_t2i:
+        _run_evaluation(args, evaluate_video)
+        return
+    t2i = LumierePipeline.from_checkpoint(args.checkpoint, default="t2i")
+    if t2i.is_video or t2i.model.conditioning_shapes(1):
+        raise CheckpointError("--per-frame-t2i needs a text-to-image checkpoint (e.g. "
+                              "lumiere_jax/weights/t2i_shapes), not a video or conditional model.")
+    scores = evaluate_video(PerFrameT2I(t2i), num=args.num, batch=args.batch, split=args.split,
+                            seed=args.seed, **_sample_kwargs(args))
+    report_scores(scores, args.json)
 
 
 def run_evaluate_ssr(args) -> None:
@@ -314,7 +334,7 @@ def run_evaluate_ssr(args) -> None:
                           split=args.split, seed=args.seed, frames=args.frames, window=window,
                           stride=args.stride or window // 2, steps=args.steps,
                           noise_aug=args.noise_aug, window_chunk=args.window_chunk)
-    _report_scores(scores, args.json)
+    report_scores(scores, args.json)
 
 
 def run_evaluate_sr(args) -> None:
@@ -322,7 +342,7 @@ def run_evaluate_sr(args) -> None:
     low_res = sr.model.conditioning_shapes(1)["low_res"][-2]
     scores = evaluate_sr_fidelity(sr, low_res, num=args.num, batch=args.batch, steps=args.steps,
                                   split=args.split, seed=args.seed)
-    _report_scores(dict(scores, split=args.split, num=args.num), args.json)
+    report_scores(dict(scores, split=args.split, num=args.num), args.json)
 
 
 def run_info(args) -> None:
@@ -355,7 +375,7 @@ def run_info(args) -> None:
 COMMANDS = {"sample-image": run_sample_image, "info": run_info, "sample": run_sample, "upscale": run_upscale,
             "evaluate-ssr": run_evaluate_ssr, "evaluate-sr": run_evaluate_sr,
             "evaluate-t2i": run_evaluate_t2i, "evaluate-video": run_evaluate_video,
-            **APPLICATION_COMMANDS}
+            **APPLICATION_COMMANDS, **cli_data.COMMANDS}
 
 
 def configure_logging() -> None:
@@ -373,7 +393,8 @@ def main(argv=None) -> int:
     try:
         check_args(args)
         COMMANDS[args.command](args)
-    except (CheckpointError, PromptError, ValueError, FileNotFoundError) as error:
+    except (CheckpointError, PromptError, ValueError, FileNotFoundError,
+            DatasetBuildError) as error:
         print(f"lumiere-jax {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

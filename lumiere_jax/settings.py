@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, TypeVar
 
+from lumiere_jax import checks
 from lumiere_jax.names import DATA, FSDP, LOGICAL_AXES, TIME
 
 T = TypeVar("T")
@@ -51,9 +52,19 @@ def check_sections(config: Any, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"Unknown top-level config key(s) {unknown}; allowed: {sorted(allowed)}.")
 
 
+DATA_SOURCES = ("shapes", "video_folder")
+
+
 @dataclasses.dataclass(frozen=True)
 class DataSettings:
-    """Which shapes-world dataset to build and how to batch it."""
+    """Which dataset to build and how to batch it.
+
+    source "shapes" renders the shapes world (num_train, num_validation, num_heldout, style);
+    "video_folder" cuts clips from the videos in `video_dir` captioned by the table `captions`
+    (.csv or .jsonl; docs/data.md), resampled to `fps`, one clip every `clip_stride` frames (0:
+    every num_frames, back to back), with a `validation_fraction` of the files held out.
+    resolution and num_frames apply to both.
+    """
     resolution: int = 32
     num_frames: int = 16
     num_train: int = 20000
@@ -65,12 +76,39 @@ class DataSettings:
     worker_count: int = 0
     seed: int = 0
     style: str = "plain"  # the shapes world's render style (data.shapes.STYLES; checked there)
+    source: str = "shapes"
+    video_dir: str = ""
+    captions: str = ""
+    fps: float = 8.0
+    clip_stride: int = 0
+    validation_fraction: float = 0.0
 
     def __post_init__(self):
         if self.mode not in ("frames", "clips"):
             raise ValueError(f"mode {self.mode!r} is not one of ('frames', 'clips')")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.source not in DATA_SOURCES:
+            raise ValueError(f"source {self.source!r} is not one of {DATA_SOURCES}")
+        self._check_video_folder()
+
+    def _check_video_folder(self):
+        named = [name for name in ("video_dir", "captions") if getattr(self, name)]
+        if self.source != "video_folder":
+            if named:
+                raise ValueError(f"{' and '.join(named)} are read only with "
+                                 f"source='video_folder' (source is {self.source!r}): set "
+                                 f"source='video_folder', or leave them empty")
+            return
+        if len(named) < 2:
+            raise ValueError("source='video_folder' needs video_dir (the folder of video files) "
+                             "and captions (its caption table, .csv or .jsonl)")
+        checks.settings(fps=self.fps)
+        checks.number("clip_stride", self.clip_stride, 0, None, integer=True,
+                      what="frames between clip starts; 0 = num_frames, clips back to back")
+        if not 0 <= self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must lie in [0, 1), got "
+                             f"{self.validation_fraction}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -211,7 +211,9 @@ def test_evaluate_video_scores_two_prompts(checkpoints, tmp_path):
     accuracies = ("colour", "shape", "size", "background", "motion", "speed", "all",
                   "single_object")
     consistency = ("size_stability", "colour_stability", "trajectory_smoothness", "periodicity")
-    assert set(scores) == {"split", "num", *accuracies, *(f"mean_{k}" for k in consistency)}
+    assert set(scores) == {"split", "num", "shapes_fvd", *accuracies,
+                           *(f"mean_{k}" for k in consistency)}
+    assert math.isfinite(scores["shapes_fvd"]) and scores["shapes_fvd"] > 0
     assert scores["split"] == "validation" and scores["num"] == 2
     for key in accuracies:
         assert 0.0 <= scores[key] <= 1.0, key
@@ -219,6 +221,20 @@ def test_evaluate_video_scores_two_prompts(checkpoints, tmp_path):
         assert scores[key] is None or 0.0 <= scores[key] <= 1.0, key
     for key in ("mean_size_stability", "mean_trajectory_smoothness"):
         assert scores[key] is None or (math.isfinite(scores[key]) and scores[key] >= 0.0), key
+
+
+def test_evaluate_video_per_frame_t2i_scores_the_image_model_frame_by_frame(checkpoints,
+                                                                            tmp_path, capsys):
+    out = tmp_path / "per_frame.json"
+    # 4 images a call, as in test_sample_image_writes_a_grid_of_upscaled_samples (one compile).
+    assert run_cli("evaluate-video", "--per-frame-t2i", "--checkpoint", checkpoints["t2i"],
+                   "--num", 2, "--batch", 1, "--frames", 4, "--json", out, *STEPS) == 0
+    scores = json.loads(out.read_text())
+    assert scores["num"] == 2 and math.isfinite(scores["shapes_fvd"])
+    assert 0.0 <= scores["colour"] <= 1.0
+    assert run_cli("evaluate-video", "--per-frame-t2i", "--checkpoint", checkpoints["stunet"],
+                   "--num", 2, *STEPS) == 2
+    assert "--per-frame-t2i needs a text-to-image checkpoint" in capsys.readouterr().err
 
 
 def test_xt_slice_stacks_one_pixel_row_over_time():

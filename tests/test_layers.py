@@ -20,7 +20,7 @@ LAYERS = (
     ("eval",),
     ("train",),
     ("pipeline",),
-    ("cli_applications", "cli_checks"),                   # application commands; flag checks
+    ("cli_applications", "cli_checks", "cli_data"),       # app and data commands; flag checks
     ("cli", "main"),
 )
 RANK = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}

@@ -17,6 +17,7 @@ from limits import FAST_COMPILE
 from launch import kill_soak
 from lumiere_jax import diffusion
 from lumiere_jax.checkpoints.exported import CheckpointError, load_exported, save_exported
+from lumiere_jax.data import shapes, tfds_shapes, video_io
 from lumiere_jax.diffusion.pixels import frames_to_model_range
 from lumiere_jax.diffusion.settings import DiffusionSettings
 from lumiere_jax.models.build import build_model
@@ -136,14 +137,18 @@ def test_training_lowers_the_loss_on_a_fixed_batch(trainer):
     assert after < 0.8 * before, (before, after)
 
 
-def test_save_restore_next_step_is_bit_identical(trainer, tmp_path):
-    run, step = trainer.run, trainer.train_step
-    state = fresh_state(trainer)
-    iterator = trainer.make_iterator()
-    for _ in range(3):
-        state, _ = step(state, model_batch(next(iterator)))
-    checkpoints = RunCheckpoints(str(tmp_path), every_steps=1, max_to_keep=2)
-    checkpoints.save(3, state, iterator, {"note": "test"}, force=True)
+def train_iterator(trainer, data):
+    """A fresh iterator over `data` (DataSettings) with the trainer's text length and seed."""
+    run = trainer.run
+    return make_train_iterator(data, run.model.text_encoder.max_length, run.seed)
+
+
+def assert_resume_is_bit_identical(trainer, data, state, iterator, workdir):
+    """Checkpoints `state` and the position of `iterator` (over `data`), then checks that a
+    restarted process's next step equals the uninterrupted one."""
+    step, done = trainer.train_step, int(state.step)
+    checkpoints = RunCheckpoints(str(workdir), every_steps=1, max_to_keep=2)
+    checkpoints.save(done, state, iterator, {"note": "test"}, force=True)
     checkpoints.wait()
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)  # before the step donates it
     uninterrupted, _ = step(state, model_batch(next(iterator)))
@@ -152,14 +157,47 @@ def test_save_restore_next_step_is_bit_identical(trainer, tmp_path):
 
     # As a restarted process would: a fresh iterator, the state restored into an abstract target
     # (the compiled step is reused: compiling it again would only cost time).
-    fresh_iterator = make_train_iterator(run.data, run.model.text_encoder.max_length, run.seed)
-    restarted = RunCheckpoints(str(tmp_path), every_steps=1, max_to_keep=2)
-    assert restarted.latest_step() == 3
-    restored, metadata = restarted.restore(3, abstract, fresh_iterator)
+    fresh_iterator = train_iterator(trainer, data)
+    restarted = RunCheckpoints(str(workdir), every_steps=1, max_to_keep=2)
+    assert restarted.latest_step() == done
+    restored, metadata = restarted.restore(done, abstract, fresh_iterator)
     assert metadata == {"note": "test"}
     resumed, _ = step(restored, model_batch(next(fresh_iterator)))
+    assert int(resumed.step) == done + 1
     chex.assert_trees_all_equal(jax.device_get(resumed), uninterrupted)
     restarted.close()
+
+
+def test_save_restore_next_step_is_bit_identical(trainer, tmp_path):
+    state = fresh_state(trainer)
+    iterator = trainer.make_iterator()
+    for _ in range(3):
+        state, _ = trainer.train_step(state, model_batch(next(iterator)))
+    assert_resume_is_bit_identical(trainer, trainer.run.data, state, iterator, tmp_path)
+
+
+def test_training_on_a_video_folder_takes_finite_steps_and_resumes(trainer, tmp_path):
+    """Clips cut from video files (data.source='video_folder') feed the same step as the shapes
+    world (the step never sees where its batch came from, so the compiled one is reused), and
+    the run resumes from a checkpoint of its state and data position."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    rows = []
+    for seed in range(2):
+        caption, spec = tfds_shapes.caption_for_seed(seed, "train")
+        video_io.write_video(videos / f"clip{seed}.mp4", shapes.render_clip(spec, 32, 24), fps=8)
+        rows.append(json.dumps({"video": f"clip{seed}.mp4", "caption": caption}) + "\n")
+    (videos / "captions.jsonl").write_text("".join(rows))
+    config = t2i_shapes.get_config("variant=tiny")
+    config.data.update(source="video_folder", video_dir=str(videos), clip_stride=2,
+                       captions=str(videos / "captions.jsonl"), data_dir=str(tmp_path / "data"))
+    data = parse_run_config(config).data
+    iterator = train_iterator(trainer, data)
+    state = fresh_state(trainer)
+    for _ in range(2):
+        state, step_metrics = trainer.train_step(state, model_batch(next(iterator)))
+        assert np.isfinite(float(step_metrics["loss"]))
+    assert_resume_is_bit_identical(trainer, data, state, iterator, tmp_path / "run")
 
 
 def run_main(workdir, data_dir, *overrides):

@@ -12,16 +12,14 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from lumiere_jax.data import shapes
+# DatasetBuildError is re-exported: `tfds_shapes.DatasetBuildError` is what its callers catch.
+from lumiere_jax.data.tfds_build import DatasetBuildError, prepare_builder  # noqa: F401
 
 # Seeds of different splits live in disjoint ranges: split k owns [k * stride, (k + 1) * stride).
 SPLIT_SEED_STRIDE = 2**32
 # Tags the caption's random stream; `spec_for_seed` tags its streams with the split index (0, 1, 2).
 _CAPTION_STREAM = 1000
 ATTRIBUTE_FEATURES = ("shape", "colour", "size", "background", "motion", "speed")
-
-
-class DatasetBuildError(RuntimeError):
-    """Building the shapes dataset failed; nothing half-written was kept."""
 
 
 def example_seed(split: str, index: int) -> int:
@@ -148,21 +146,6 @@ def prepare_shapes_dataset(data_dir, resolution: int = 32, num_frames: int = 16,
     config = make_builder_config(resolution, num_frames, num_train, num_validation, num_heldout,
                                  style)
     data_dir = os.fspath(data_dir)
-    make_builder = lambda: ShapesVideos(config=config, data_dir=data_dir, file_format="array_record")
-    builder = make_builder()
-    if builder.is_prepared():
-        return builder
-    try:
-        builder.download_and_prepare(
-                download_dir=os.path.join(data_dir, "downloads"),
-                download_config=tfds.download.DownloadConfig(
-                        compute_stats=tfds.download.ComputeStatsMode.SKIP),
-        )
-    except Exception as error:
-        builder = make_builder()
-        if builder.is_prepared():  # another process finished the same build first
-            return builder
-        raise DatasetBuildError(
-                f"Building the shapes dataset {config.name!r} under {data_dir!r} failed "
-                f"({type(error).__name__}: {error}). Nothing was kept; the next call starts over.") from error
-    return builder
+    return prepare_builder(
+            lambda: ShapesVideos(config=config, data_dir=data_dir, file_format="array_record"),
+            data_dir, f"the shapes dataset {config.name!r}")

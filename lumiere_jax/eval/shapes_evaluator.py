@@ -227,12 +227,23 @@ def _frame_features(frames: np.ndarray) -> dict[str, np.ndarray]:
     features["visible"] = (peak >= _MIN_CONTRAST) & (features["mass"] >= _MIN_OBJECT_PIXELS)
     features["objects"] = np.where(features["visible"], _count_objects(coverage > 0.5), 0)
     features["background"] = np.where(background_rgb.mean(axis=1) > 127.5, "white", "black")
+    features["background_rgb"] = background_rgb
     features["object_rgb"] = object_rgb
     features["colour"] = np.array(_COLOUR_NAMES)[
         np.argmin(((object_rgb[:, None, :] - _PALETTE[None]) ** 2).sum(-1), axis=1)]
     prototype_distance = ((_harmonic_features(features)[:, None, :]
                            - _shape_prototypes()[None]) ** 2).sum(-1)
     features["shape"] = np.array(world.SHAPES)[np.argmin(prototype_distance, axis=1)]
+    return features
+
+
+def measure_frames(frames) -> dict[str, np.ndarray]:
+    """The evaluator's per-frame measurements of uint8 frames (F, H, W, 3), each an array over
+    frames: `background_rgb` and `object_rgb` (F, 3), `area`, `cx`, `cy`, `visible`, `objects`
+    (F,), `harmonics` (F, 3) (the shape features h3, h4, h5), and the readings `colour`,
+    `shape`, `background` (F,) str."""
+    features = _frame_features(_as_frames(frames, "(F, H, W, 3)", "frames"))
+    features["harmonics"] = _harmonic_features(features)
     return features
 
 

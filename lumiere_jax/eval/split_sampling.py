@@ -6,7 +6,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from lumiere_jax.data import tfds_shapes
+from lumiere_jax.data import shapes, tfds_shapes
 
 
 def prompts_and_specs(split: str, num: int):
@@ -16,6 +16,11 @@ def prompts_and_specs(split: str, num: int):
     pairs = [tfds_shapes.caption_for_seed(tfds_shapes.example_seed(split, index), split)
              for index in range(num)]
     return [caption for caption, _ in pairs], [spec for _, spec in pairs]
+
+
+def render_clips(specs, resolution: int, frames: int) -> np.ndarray:
+    """The ground truth of specs: uint8 clips (N, frames, resolution, resolution, 3)."""
+    return np.stack([shapes.render_clip(spec, resolution, frames) for spec in specs])
 
 
 def sample_in_batches(pipeline, prompts, *, batch: int, seed: int = 0, **sample_kwargs) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 from lumiere_jax.data import shapes
 from lumiere_jax.diffusion.multidiffusion import window_starts
 from lumiere_jax.eval import shapes_evaluator
-from lumiere_jax.eval.split_sampling import prompts_and_specs
+from lumiere_jax.eval.split_sampling import prompts_and_specs, render_clips
 
 ATTRIBUTES = ("colour", "shape", "size", "background", "motion", "speed")
 
@@ -78,7 +78,7 @@ def ground_truth(split: str, num: int, resolution: int, low_resolution: int,
         truth = np.stack([shapes.render_frame(spec, 8, resolution, 16) for spec in specs])
         low_res = shrink_uint8(truth[:, None], resolution // low_resolution)[:, 0]
     else:
-        truth = np.stack([shapes.render_clip(spec, resolution, frames) for spec in specs])
+        truth = render_clips(specs, resolution, frames)
         low_res = shrink_uint8(truth, resolution // low_resolution)
     return captions, specs, truth, low_res
 

@@ -27,7 +27,7 @@ from jax.sharding import Mesh
 from lumiere_jax import settings as S
 from lumiere_jax.checkpoints.exported import restore_params
 from lumiere_jax.checkpoints.pretrained import load_pretrained
-from lumiere_jax.data import pipeline, tfds_shapes
+from lumiere_jax.data import pipeline, tfds_shapes, video_folder
 from lumiere_jax.models.build import build_model
 from lumiere_jax.models.memory import set_memory_switches
 from lumiere_jax.models.protocol import DiffusionModel
@@ -95,24 +95,34 @@ def default_data_dir() -> str:
                           os.path.join(os.path.expanduser("~"), ".cache", "lumiere_jax", "datasets"))
 
 
+def build_dataset(data: S.DataSettings):
+    """The builder of the dataset `data.source` names, built under data.data_dir unless there."""
+    data_dir = data.data_dir or default_data_dir()
+    if data.source == "video_folder":
+        return video_folder.prepare_video_folder_dataset(
+            data_dir, data.video_dir, data.captions, data.resolution, data.num_frames, data.fps,
+            data.clip_stride or None, data.validation_fraction)
+    return tfds_shapes.prepare_shapes_dataset(
+        data_dir, data.resolution, data.num_frames, data.num_train, data.num_validation,
+        data.num_heldout, data.style)
+
+
 def prepare_dataset(data: S.DataSettings):
-    """The shapes dataset's builder. With several processes, process 0 builds it first while the
-    others wait; each then opens it (and builds it too where its data_dir is a local disk)."""
-    prepare = lambda: tfds_shapes.prepare_shapes_dataset(
-        data.data_dir or default_data_dir(), data.resolution, data.num_frames,
-        data.num_train, data.num_validation, data.num_heldout, data.style)
+    """The training dataset's builder (`build_dataset`). With several processes, process 0
+    builds it first while the others wait; each then opens it (and builds it too where its
+    data_dir is a local disk)."""
     if jax.process_count() == 1:
-        return prepare()
+        return build_dataset(data)
     if jax.process_index() == 0:
-        prepare()
-    multihost_utils.sync_global_devices("lumiere_jax: shapes dataset prepared")
-    return prepare()
+        build_dataset(data)
+    multihost_utils.sync_global_devices("lumiere_jax: dataset prepared")
+    return build_dataset(data)
 
 
 def make_train_iterator(data: S.DataSettings, text_length: int, seed: int,
                         process_index: int | None = None, process_count: int | None = None):
-    """Builds (if needed) the shapes dataset and returns a checkpointable iterator over one
-    process's share of it (default: this process's)."""
+    """Builds (if needed) the dataset and returns a checkpointable iterator over one process's
+    share of its train split (default: this process's)."""
     source = pipeline.make_data_source(prepare_dataset(data), "train")
     return pipeline.make_iterator(
         source, mode=data.mode, batch_size=data.batch_size, seed=data.seed + seed,
@@ -135,6 +145,15 @@ def check_accumulation_fits_batch(steps: int, global_batch: int) -> None:
     if global_batch % steps:
         raise S.ConfigError(f"compute.grad_accum_steps={steps} does not divide the global batch "
                             f"of {global_batch}: use a divisor of it.")
+
+
+def check_evaluation_fits_data(run: RunSettings) -> None:
+    """The in-training evaluation samples shapes-world prompts and reads them back with the
+    shapes evaluator: it says nothing about a model trained on other videos."""
+    if run.log.eval_every_steps and run.data.source != "shapes":
+        raise S.ConfigError(f"config.log.eval_every_steps={run.log.eval_every_steps} scores "
+                            f"shapes-world prompts, which says nothing about a model trained on "
+                            f"data.source={run.data.source!r}: set config.log.eval_every_steps=0.")
 
 
 def check_mesh_fits_data(data: S.DataSettings, mesh: Mesh) -> None:
@@ -196,6 +215,7 @@ def setup(run: RunSettings, *, abstract: bool = False, initialize: bool = True, 
     """
     mesh = make_mesh(run.mesh, devices)
     check_mesh_fits_data(run.data, mesh)
+    check_evaluation_fits_data(run)
     row_group = None if abstract else batching.row_group(mesh)
     optimizer = make_optimizer(run.optim)
     time_shards = mesh.shape[TIME]
