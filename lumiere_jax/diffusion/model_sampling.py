@@ -22,6 +22,7 @@ from lumiere_jax import checks
 from lumiere_jax.diffusion.samplers import SAMPLERS, noise_to, sample
 from lumiere_jax.diffusion.settings import DiffusionSettings
 from lumiere_jax.models.protocol import DiffusionModel
+from lumiere_jax.models.t2i import X0_ESTIMATE
 from lumiere_jax.names import BATCH_AXES
 from lumiere_jax.settings import SampleSettings
 from lumiere_jax.text import tokenizer
@@ -59,11 +60,12 @@ def sample_model(graphdef, state, tokens, conditions, rng, *, shape, schedule, p
                               window_chunk=window_chunk)
     if batch_sharding is not None:
         spread = lambda x: jax.lax.with_sharding_constraint(x, batch_sharding)
-        predict = (lambda denoise: lambda x_t, t: spread(denoise(spread(x_t), t)))(predict)
+        predict = (lambda denoise: lambda x_t, t, *estimate: spread(
+            denoise(spread(x_t), t, *map(spread, estimate))))(predict)
     return sample(predict, shape, rng, schedule, steps=steps, sampler=sampler,
                   prediction=prediction, dynamic_threshold=dynamic_threshold,
                   frame_correlation=frame_correlation, progress=progress, x_init=x_init,
-                  t_start=t_start)
+                  t_start=t_start, self_condition=model.self_conditioned)
 
 
 def guided_denoiser(model: DiffusionModel, tokens, conditions: dict, rng, *, guidance: float,
@@ -78,10 +80,18 @@ def guided_denoiser(model: DiffusionModel, tokens, conditions: dict, rng, *, gui
     if window is not None:
         denoise = windowed(denoise, model.per_frame_inputs, window, stride, window_chunk)
     if guidance == 1.0:
-        return lambda x_t, t: denoise(x_t, t, cond)
-    null = jnp.asarray(tokenizer.tokenize("", tokens.shape[1], allow_empty=True))[None]
-    uncond = dict(model.encode_text(null), **conditions)
-    return classifier_free_guidance(denoise, cond, uncond, guidance)
+        guided = lambda c, u: lambda x_t, t: denoise(x_t, t, c)
+        uncond = {}
+    else:
+        null = jnp.asarray(tokenizer.tokenize("", tokens.shape[1], allow_empty=True))[None]
+        uncond = dict(model.encode_text(null), **conditions)
+        guided = lambda c, u: classifier_free_guidance(denoise, c, u, guidance)
+    if not model.self_conditioned:
+        return guided(cond, uncond)
+    # Self-conditioning: the conditional and the null prompt read the same (guided) estimate.
+    with_estimate = lambda c, estimate: dict(c, **{X0_ESTIMATE: estimate}) if c else c
+    return lambda x_t, t, estimate: guided(with_estimate(cond, estimate),
+                                           with_estimate(uncond, estimate))(x_t, t)
 
 
 def windowed(denoise, per_frame_inputs, window: int, stride: int, chunk: int = 0):

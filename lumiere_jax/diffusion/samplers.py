@@ -156,6 +156,7 @@ def sample(
     spacing: str = "logsnr",
     frame_correlation: float = 0.0,
     progress: bool = False,
+    self_condition: bool = False,
 ) -> jax.Array:
     """Denoise from t_start to 0 in `steps` steps and return x0 of the given shape.
 
@@ -170,6 +171,9 @@ def sample(
     video model trained with that noise (`diffusion.noise`). Everything except predict_fn's arrays, rng and x_init
     is static, so the whole call is jit-able; the loop is a lax.fori_loop. progress=True drives a
     tqdm bar through jax.debug.callback from inside the compiled loop.
+
+    With `self_condition`, predict_fn(x_t, t, x0_estimate) also reads the previous step's x0
+    estimate (after thresholding and clipping; zeros at the first step): self-conditioning.
     """
     _check_sample_args(shape, steps, sampler, prediction, dynamic_threshold, clip_x0, x_init, t_start)
     schedule = get_schedule(schedule)
@@ -181,9 +185,11 @@ def sample(
          else x_init.astype(jnp.float32))
     progress_bar = _ProgressBar(steps) if progress else None
 
-    def denoise(x_t, t):
+    def denoise(x_t, t, estimate):
         alpha_t, sigma_t = schedule.alpha_sigma(t)
-        output = predict_fn(x_t, jnp.full((batch_size,), t))
+        t_batch = jnp.full((batch_size,), t)
+        output = (predict_fn(x_t, t_batch, estimate) if self_condition
+                  else predict_fn(x_t, t_batch))
         chex.assert_shape(output, tuple(shape))
         x0, eps = to_x0_eps(output.astype(jnp.float32), x_t, alpha_t, sigma_t, prediction)
         if dynamic_threshold is not None or clip_x0 is not None:
@@ -194,9 +200,10 @@ def sample(
             eps = eps_from_x0(x_t, x0, alpha_t, sigma_t)
         return x0, eps
 
-    def body(i, x_t):
+    def body(i, carry):
+        x_t, estimate = carry
         t, s = times[i], times[i + 1]
-        x0, eps = denoise(x_t, t)
+        x0, eps = denoise(x_t, t, estimate)
         alpha_t, sigma_t = schedule.alpha_sigma(t)
         # The grid ends at clean data: alpha = 1, sigma = 0 exactly (the schedule is clipped there).
         alpha_s, sigma_s = schedule.alpha_sigma(s)
@@ -205,6 +212,8 @@ def sample(
                       jax.random.fold_in(noise_rng, i), frame_correlation=frame_correlation)
         if progress_bar is not None:
             jax.debug.callback(progress_bar, i)
-        return x_s
+        return x_s, (x0 if self_condition else estimate)
 
-    return jax.lax.fori_loop(0, steps, body, x)
+    # The estimate is carried only by self-conditioned samplers (a scalar placeholder otherwise).
+    estimate = jnp.zeros(shape, jnp.float32) if self_condition else jnp.zeros(())
+    return jax.lax.fori_loop(0, steps, body, (x, estimate))[0]

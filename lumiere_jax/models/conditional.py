@@ -71,6 +71,9 @@ class MaskConditionedT2I(TextToImage):
 
     def __init__(self, text_config: TextEncoderConfig, unet_config: UNetConfig, *,
                  rngs: nnx.Rngs):
+        if unet_config.self_condition:
+            raise ValueError("The conditional STUNet does not support a self-conditioned "
+                             "backbone (unet.self_condition=True) yet; use one without it.")
         super().__init__(text_config, unet_config, rngs=rngs)
         patch_area = unet_config.patch_size ** 2
         conv = nnx.Conv(CONDITION_CHANNELS * patch_area, unet_config.base_channels, (3, 3),

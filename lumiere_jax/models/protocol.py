@@ -33,6 +33,11 @@ class DiffusionModel(Protocol):
         """The inputs besides the text that `denoise` reads from the condition dict, by name and
         shape (e.g. the SSR model's low-resolution clip `low_res`); {} for none."""
 
+    @property
+    def self_conditioned(self) -> bool:
+        """Whether `denoise` also reads an x0 estimate, cond["x0_estimate"] (x_t's shape; zeros
+        for none): the train step and the samplers then supply it (self-conditioning)."""
+
     def encode_text(self, tokens: jax.Array) -> dict:
         """tokens (B, L) -> the condition dict that `denoise` reads."""
 

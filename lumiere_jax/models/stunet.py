@@ -271,6 +271,11 @@ class STUNet(nnx.Module):
         return self.spatial.per_frame_inputs
 
     @property
+    def self_conditioned(self) -> bool:
+        """Whether its backbone reads an x0 estimate (one per frame; see `models.t2i`)."""
+        return self.spatial.self_conditioned
+
+    @property
     def text_encoder(self):
         """The (frozen) text encoder, where T2I code looks for it."""
         return self.spatial.text_encoder

@@ -6,6 +6,9 @@ from flax import nnx
 from lumiere_jax.models.text_encoder import TextEncoder, TextEncoderConfig, TextParam
 from lumiere_jax.models.unet2d import UNet2D, UNetConfig, identity_hook
 
+# The condition a self-conditioned model reads its x0 estimate from (one per image or frame).
+X0_ESTIMATE = "x0_estimate"
+
 # Everything but the frozen, pretrained text encoder.
 ALL_BUT_TEXT = nnx.All(nnx.Param, nnx.Not(TextParam))
 
@@ -30,7 +33,6 @@ class TextToImage(nnx.Module):
     kind = "t2i"
     trainable = ALL_BUT_TEXT
     is_video = False
-    per_frame_inputs = ()
 
     def __init__(self, text_config: TextEncoderConfig, unet_config: UNetConfig, *, rngs: nnx.Rngs):
         check_text_width(text_config, unet_config)
@@ -40,6 +42,16 @@ class TextToImage(nnx.Module):
     def part_configs(self) -> dict:
         """The configs (by `config.model` section) an export of this model must match."""
         return {"text_encoder": self.text_encoder.config, "unet": self.unet.config}
+
+    @property
+    def self_conditioned(self) -> bool:
+        """Whether `denoise` reads an x0 estimate from cond[X0_ESTIMATE] (self-conditioning)."""
+        return self.unet.config.self_condition
+
+    @property
+    def per_frame_inputs(self) -> tuple[str, ...]:
+        """The conditions with one entry per image (a video model folds its frames into them)."""
+        return (X0_ESTIMATE,) if self.self_conditioned else ()
 
     @property
     def resolution(self) -> int:
@@ -82,10 +94,14 @@ class TextToImage(nnx.Module):
         return x_t
 
     def extra_input(self, cond: dict):
-        """What is added to the U-Net's first conv output besides x's (a widened first conv's
-        extra channels); None: nothing."""
-        del cond
-        return None
+        """What is added to the U-Net's first conv output besides x's: the self-conditioning
+        branch's reading of cond[X0_ESTIMATE]; None for a model without self-conditioning."""
+        if not self.self_conditioned:
+            return None
+        if X0_ESTIMATE not in cond:
+            raise ValueError(f"A self-conditioned model needs cond[{X0_ESTIMATE!r}] (zeros for "
+                             "no estimate); the train step and the samplers supply it.")
+        return self.unet.estimate_input(cond[X0_ESTIMATE])
 
     def denoise(self, x_t, t, cond, hook=identity_hook, emb=None):
         """Model output (v or eps) for noisy images x_t (B, H, W, C) at times t (B,). `emb`: the

@@ -67,6 +67,10 @@ class UNetConfig:
     # Super-resolution U-Nets are also told the noise-augmentation level of their low-res input
     # (embedded like the diffusion time and added to the conditioning embedding).
     aug_conditioning: bool = False
+    # Self-conditioning (Chen et al. 2022, "Analog Bits"): the U-Net also reads an estimate of
+    # x0 (the previous sampling step's, or in training its own first guess half of the time,
+    # else zeros) through `self_condition_in`, a conv added to `conv_in`'s output.
+    self_condition: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "channel_mult", tuple(self.channel_mult))
@@ -136,6 +140,10 @@ class UNet2D(nnx.Module):
         patch_area = config.patch_size ** 2
         self.conv_in = named_axes(nnx.Conv(config.in_channels * patch_area, base, (3, 3), rngs=rngs),
                                   *conv_axes(2))
+        if config.self_condition:
+            self.self_condition_in = named_axes(
+                nnx.Conv(config.out_channels * patch_area, base, (3, 3), use_bias=False,
+                         rngs=rngs), *conv_axes(2))
 
         skip_widths = [base]
         current = base
@@ -177,6 +185,13 @@ class UNet2D(nnx.Module):
         if policy not in REMAT_POLICIES:
             raise ValueError(f"Unknown remat policy {policy!r}; allowed: {REMAT_POLICIES}.")
         self.remat = policy
+
+    def estimate_input(self, x0_estimate):
+        """What a self-conditioned U-Net adds to `conv_in`'s output for an x0 estimate
+        (N, H, W, C_out) in the model range: (N, H / patch, W / patch, base_channels)."""
+        if not self.config.self_condition:
+            raise ValueError("Only a U-Net with self_condition=True reads an x0 estimate.")
+        return self.self_condition_in(to_patches(x0_estimate, self.config.patch_size))
 
     def embed(self, t, context, context_mask, aug_level=None):
         """Conditioning embedding: diffusion time plus attention-pooled text (plus, with

@@ -12,6 +12,7 @@ from lumiere_jax.diffusion.noise import gaussian_noise
 from lumiere_jax.diffusion.pixels import frames_to_model_range
 from lumiere_jax.diffusion.settings import DiffusionSettings
 from lumiere_jax.models.memory import set_compute_dtype
+from lumiere_jax.models.t2i import X0_ESTIMATE
 from lumiere_jax.settings import ComputeSettings, OptimSettings
 from lumiere_jax.text import tokenizer
 from lumiere_jax.train.state import TrainState
@@ -51,9 +52,28 @@ def draw_step_randomness(rng, batch, settings: DiffusionSettings) -> dict:
         # One key per example for what the model derives from the clean batch (condition_on).
         "condition_keys": jax.random.key_data(condition_keys),
         "t": training_times(time_rng, batch_size, settings),
+        # Self-conditioned models: which examples get the model's own first guess of x0.
+        "self_condition": jax.random.bernoulli(jax.random.fold_in(rng, 4), 0.5, (batch_size,)),
         "eps": gaussian_noise(jax.random.split(noise_rng)[1], batch["frames"].shape,
                               settings.frame_noise_correlation),
     }
+
+
+def self_conditioned_denoiser(model, cond: dict, schedule, prediction: str, use_estimate, dtype):
+    """denoise(x_t, t) for training a self-conditioned model: a first pass without an estimate
+    (zeros) gives x0's first guess, which (no gradient through it) is the estimate of the second
+    pass for the examples where `use_estimate` (B,) is set, zeros elsewhere."""
+    def denoise(x_t, t):
+        x_t = x_t.astype(dtype)
+        run = lambda estimate: model.denoise(x_t, t, dict(cond, **{X0_ESTIMATE: estimate}))
+        zeros = jnp.zeros_like(x_t)
+        alpha, sigma = schedule.alpha_sigma(t)
+        guess, _ = diffusion.to_x0_eps(run(zeros).astype(jnp.float32), x_t.astype(jnp.float32),
+                                       alpha, sigma, prediction)
+        guess = jax.lax.stop_gradient(jnp.clip(guess, -1.0, 1.0)).astype(dtype)
+        keep = use_estimate.reshape((-1,) + (1,) * (x_t.ndim - 1))
+        return run(jnp.where(keep, guess, zeros)).astype(jnp.float32)
+    return denoise
 
 
 def micro_batches(tree, count: int):
@@ -89,6 +109,9 @@ def make_train_step(graphdef: nnx.GraphDef, diffusion_settings: DiffusionSetting
         cond = model.condition_on(cond, x0.astype(dtype), batch["condition_keys"])
         schedule = diffusion_settings.noise_schedule()
         denoise = lambda x_t, t: model.denoise(x_t.astype(dtype), t, cond).astype(jnp.float32)
+        if model.self_conditioned:
+            denoise = self_conditioned_denoiser(model, cond, schedule, diffusion_settings.prediction,
+                                                batch["self_condition"], dtype)
         losses, _ = diffusion.diffusion_loss(denoise, x0, None, schedule,
                                              diffusion_settings.prediction, t=batch["t"],
                                              eps=batch["eps"])
