@@ -187,6 +187,29 @@ def test_denoising_profile_scores_an_oracle_zero_and_doing_nothing_sigma2_over_a
     assert idle[0.0]["model"] > 0.05
 
 
+def test_shape_recovery_reads_an_oracle_as_recovered_and_a_blank_as_lost():
+    from lumiere_jax.data import shapes
+    from lumiere_jax.diffusion.pixels import frames_to_model_range
+    from lumiere_jax.eval.denoising import shape_recovery_by_log_snr
+    from lumiere_jax.eval.split_sampling import prompts_and_specs
+    _, specs = prompts_and_specs("validation", 8)
+    frames = np.stack([shapes.render_frame(spec, 0, 32) for spec in specs])
+    schedule = diffusion.Schedule("cosine", 1.39)
+    starts = []
+
+    def oracle(x_init, t_start):
+        starts.append(t_start)
+        return frames_to_model_range(frames)
+
+    table = shape_recovery_by_log_snr(oracle, frames, specs, schedule, log_snrs=(-2.0, 1.0))
+    assert table == {-2.0: 1.0, 1.0: 1.0}
+    # Each run starts at the time of its log-SNR (a lower log-SNR is a later time).
+    np.testing.assert_allclose(schedule.log_snr(jnp.array(starts)), [-2.0, 1.0], atol=1e-3)
+    blank = shape_recovery_by_log_snr(lambda x_init, t: -jnp.ones_like(x_init), frames, specs,
+                                      schedule, log_snrs=(0.0,))
+    assert blank == {0.0: 0.0}
+
+
 def test_loss_rejects_unknown_prediction():
     with pytest.raises(ValueError, match="'v'.*'eps'"):
         diffusion.diffusion_loss(lambda x, t: x, jnp.zeros(IMAGE_SHAPE), jax.random.key(0), "cosine", "score")
