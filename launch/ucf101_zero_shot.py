@@ -19,6 +19,7 @@ plug in (the tests pass tiny random ones).
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import re
@@ -28,6 +29,7 @@ import imageio_ffmpeg
 import numpy as np
 from tqdm import tqdm
 
+from lumiere_jax.data.video_decode import raw_frames
 from lumiere_jax.eval.frechet import frechet_distance, inception_score
 
 CLIP_FRAMES = 16
@@ -129,11 +131,7 @@ def read_first_frames(path: str, frames: int = CLIP_FRAMES) -> np.ndarray:
     try:
         meta = next(reader)
         width, height = meta["size"]
-        clip = []
-        for raw in reader:
-            clip.append(np.frombuffer(raw, np.uint8).reshape(height, width, 3))
-            if len(clip) == frames:
-                break
+        clip = list(itertools.islice(raw_frames(reader, width, height), frames))
     except (OSError, RuntimeError, StopIteration) as error:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise ProtocolError(f"Cannot decode {path!r}: {reason}") from error

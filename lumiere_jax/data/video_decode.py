@@ -76,7 +76,9 @@ def local_file(path) -> Iterator[str]:
         yield copy.name
 
 
-def _raw_frames(reader, width: int, height: int) -> Iterator[np.ndarray]:
+def raw_frames(reader, width: int, height: int) -> Iterator[np.ndarray]:
+    """The uint8 (height, width, 3) frames of an `imageio_ffmpeg.read_frames` reader (rgb24)
+    whose metadata has been read."""
     for data in reader:
         yield np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3)
 
@@ -97,7 +99,7 @@ def decode_video(path, fps: float, resolution: int) -> DecodedVideo:
                 if not source_fps > 0:
                     raise UnreadableVideo(f"ffmpeg reports no frame rate for {os.fspath(path)!r}")
                 picked = [(index, centre_square(frame, resolution)) for index, frame in
-                          select_nearest(_raw_frames(reader, width, height), source_fps, fps)]
+                          select_nearest(raw_frames(reader, width, height), source_fps, fps)]
             finally:
                 reader.close()
         except UnreadableVideo:
