@@ -24,7 +24,9 @@ def get_config(arg=None):
         temporal=dict(temporal_down_levels=tuple(range(len(spatial.unet.channel_mult) - 1)),
                       temporal_attention_layers=2,
                       temporal_conv_kernel=3, num_heads=4, text_pool=True,
-                      temporal_conv_spatial_kernel=1),
+                      temporal_conv_spatial_kernel=1,
+                      # "space_time": the coarsest level's attention spans pixels and frames.
+                      temporal_attention_span="time"),
         backbone=backbone_dir,
     )
     # Noise correlated across a clip's frames (diffusion.noise); 0 = independent per frame.

@@ -1,4 +1,6 @@
 """Meshes, weight shardings and time (context) parallelism: sharded == unsharded."""
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -353,3 +355,20 @@ def test_global_batch_places_each_devices_rows_and_frames():
     # A process that loaded another group's rows cannot fill this process's devices.
     with pytest.raises(ValueError, match=r"this process loaded shards \[1\]"):
         global_batch({"tokens": tokens[:2]}, shardings, RowGroup(1, 2, (1,), 2))
+
+
+def test_space_time_attention_sharded_over_time_matches_unsharded(inputs):
+    """Each time shard's (frame, pixel) queries attend to the gathered clip, with the position
+    bias rows of its own frames."""
+    model = STUNet(TEXT, UNET, dataclasses.replace(TEMPORAL, temporal_attention_span="space_time"),
+                   rngs=nnx.Rngs(0))
+    randomise_zero_weights(model, seed=1)
+    for table in model.temporal_attention["middle_0"][0].position_bias.tables:
+        table[...] = jax.random.normal(jax.random.key(table.shape[0]), table.shape)
+    expected = jax.device_get(compiled_forward(model, *inputs)[0])
+    mesh = mesh_of((1, 1, 8))
+    sharded_model, sharded_inputs = put_on_mesh(time_sharded_copy(model, mesh), inputs, mesh)
+    assert sharded_model.gathered_sites(FRAMES) == ()  # the coarsest level is split, 1 frame a shard
+    out, program = compiled_forward(sharded_model, *sharded_inputs)
+    assert "all-gather" in program
+    assert_trees_close(out, expected)

@@ -16,8 +16,9 @@ from lumiere_jax.models.t2i import TextToImage
 from lumiere_jax.models.text_encoder import TextEncoderConfig, TextParam
 from lumiere_jax.models.unet2d import UNet2D, UNetConfig
 from lumiere_jax.nn.frame_sharding import UNSHARDED
-from lumiere_jax.nn.temporal import (TemporalConvBlock, TemporalDownsample, TemporalParam,
-                                     TemporalUpsample, conv_over_time)
+from lumiere_jax.nn.temporal import (TemporalAttentionBlock, TemporalConvBlock,
+                                     TemporalDownsample, TemporalParam, TemporalUpsample,
+                                     attend_over_space_time, attend_over_time, conv_over_time)
 from lumiere_jax.settings import ConfigError
 
 TEXT = TextEncoderConfig(width=32, num_layers=1, num_heads=2, max_length=16)
@@ -256,3 +257,49 @@ def test_a_space_time_conv_stunet_is_the_identity_at_init(cond):
     check_identity_at_init_for_a_static_video(STUNet(TEXT, UNET, config, rngs=nnx.Rngs(0)), cond)
     with pytest.raises(ValueError, match="temporal_conv_spatial_kernel must be odd"):
         STUNetConfig(temporal_conv_spatial_kernel=2)
+
+
+def test_space_time_attention_carries_content_between_distant_pixels_across_frames():
+    """Per-pixel attention over time only lets (frame 0, pixel 0, 0) reach pixel (0, 0) of the
+    other frames; attention over space and time reaches every pixel of every frame."""
+    video = jax.random.normal(jax.random.key(0), (1, 4, 4, 4, 8))
+    bumped = video.at[0, 0, 0, 0].add(1.0)
+    context, mask = jnp.ones((1, 3, 16)), jnp.ones((1, 3), bool)
+    reached = {}
+    for span in ("time", "space_time"):
+        block = TemporalAttentionBlock(8, 2, 16, span=span, rngs=nnx.Rngs(1))
+        np.testing.assert_array_equal(block(video, context, mask), video)  # zero outputs at init
+        randomise_zero_kernels(block, seed=2)
+        # The self-attention alone (the block's group norm spreads a bump's statistics to all).
+        attend = attend_over_time if span == "time" else attend_over_space_time
+        mix = lambda x: attend(block.self_attention, block.position_bias, x, UNSHARDED)
+        change = np.abs(np.asarray(mix(bumped) - mix(video)))
+        reached[span] = change[0, 1:].max(-1) > 1e-6  # frames 1-3: which pixels felt the bump
+    assert reached["time"][:, 0, 0].all() and reached["time"].sum() == 3
+    assert reached["space_time"].all()
+
+
+def test_space_time_position_bias_depends_on_the_offset_in_frames_rows_and_columns():
+    block = TemporalAttentionBlock(8, 2, 16, span="space_time", rngs=nnx.Rngs(1))
+    tables = block.position_bias.tables
+    for axis, table in enumerate(tables):
+        table[...] = jax.random.normal(jax.random.key(axis), table.shape)
+    bias = np.asarray(block.position_bias(jnp.arange(2), jnp.arange(3), 2, 2))  # (1, n, 8, 12)
+    assert bias.shape == (1, 2, 2 * 2 * 2, 3 * 2 * 2)
+    limit_t, limit_p, _ = block.position_bias.limits
+    # query (t=1, y=0, x=1) -> flat 5; key (t=0, y=1, x=0) -> flat 2: offsets (-1, +1, -1)
+    expected = (tables[0][limit_t - 1] + tables[1][limit_p + 1] + tables[2][limit_p - 1])
+    np.testing.assert_allclose(bias[0, :, 5, 2], expected, rtol=1e-6)
+    # Equal offsets (1, 1, 0), equal bias: (0, 0, 0) -> (1, 1, 0) and (0, 0, 1) -> (1, 1, 1)
+    np.testing.assert_array_equal(bias[0, :, 0, 6], bias[0, :, 1, 7])
+    assert not np.allclose(bias[0, :, 0, 6], bias[0, :, 0, 7])  # but not across offsets
+
+
+def test_a_space_time_attention_stunet_is_the_identity_at_init(cond):
+    config = dataclasses.replace(TEMPORAL, temporal_attention_span="space_time")
+    model = STUNet(TEXT, UNET, config, rngs=nnx.Rngs(0))
+    assert all(block.span == "space_time" for blocks in model.temporal_attention.values()
+               for block in blocks)
+    check_identity_at_init_for_a_static_video(model, cond)
+    with pytest.raises(ValueError, match="temporal_attention_span must be one of"):
+        STUNetConfig(temporal_attention_span="space")

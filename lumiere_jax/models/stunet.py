@@ -35,7 +35,7 @@ from lumiere_jax.models.t2i import TextToImage, image_shape
 from lumiere_jax.models.text_encoder import TextEncoderConfig
 from lumiere_jax.models.unet2d import UNet2D, UNetConfig
 from lumiere_jax.nn.frame_sharding import UNSHARDED, FrameSharding, split_problem
-from lumiere_jax.nn.temporal import (TemporalAttentionBlock, TemporalConvBlock,
+from lumiere_jax.nn.temporal import (ATTENTION_SPANS, TemporalAttentionBlock, TemporalConvBlock,
                                      TemporalDownsample, TemporalParam, TemporalTextEmbedding,
                                      TemporalUpsample)
 
@@ -54,6 +54,8 @@ class STUNetConfig:
     temporal_conv_spatial_kernel: 1 gives the paper's per-pixel 1D temporal convs; an odd k > 1
       makes the temporal conv blocks' convs span k x k pixels too (3D), so they can carry an
       object from pixel to pixel between frames (more weights: k^2 times the conv's).
+    temporal_attention_span: "time" (the paper's) attends per pixel over the frames;
+      "space_time" attends over every (frame, pixel) of the coarsest level at once.
     """
     temporal_down_levels: tuple[int, ...] | None = None
     temporal_attention_layers: int = 1
@@ -61,6 +63,7 @@ class STUNetConfig:
     num_heads: int = 4
     text_pool: bool = False
     temporal_conv_spatial_kernel: int = 1
+    temporal_attention_span: str = "time"
 
     def __post_init__(self):
         if self.temporal_down_levels is not None:
@@ -79,6 +82,9 @@ class STUNetConfig:
                              f"{self.temporal_conv_spatial_kernel}.")
         if self.num_heads < 1:
             raise ValueError(f"num_heads must be >= 1, got {self.num_heads}.")
+        if self.temporal_attention_span not in ATTENTION_SPANS:
+            raise ValueError(f"temporal_attention_span must be one of {ATTENTION_SPANS}, got "
+                             f"{self.temporal_attention_span!r}.")
 
     def resolve(self, unet: UNetConfig) -> "STUNetConfig":
         """This config with its defaults filled in from `unet`, checked against it."""
@@ -230,7 +236,8 @@ class STUNet(nnx.Module):
             if kind == "block" and level == self.num_levels - 1 and with_attention:
                 attention[key] = nnx.List([
                     TemporalAttentionBlock(channels, self.config.num_heads,
-                                           unet_config.context_features, rngs=rngs)
+                                           unet_config.context_features,
+                                           span=self.config.temporal_attention_span, rngs=rngs)
                     for _ in range(self.config.temporal_attention_layers)])
             elif kind == "block":
                 convs[key] = TemporalConvBlock(

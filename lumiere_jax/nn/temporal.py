@@ -145,16 +145,51 @@ class TemporalPositionBias(nnx.Module):
         return einops.rearrange(self.table[...][index], "q k n -> 1 n q k")
 
 
+class SpaceTimePositionBias(nnx.Module):
+    """Learned per-head bias on the offset (key - query) in frames, rows and columns: the sum of
+    one table per axis, each clipped (frames to +-max_distance, pixels to +-max_pixels)."""
+
+    def __init__(self, num_heads: int, max_distance: int = 32, max_pixels: int = 16):
+        self.limits = (max_distance, max_pixels, max_pixels)
+        self.tables = nnx.List([
+            name_variable(TemporalParam(jnp.zeros((2 * limit + 1, num_heads))), POSITION, HEADS)
+            for limit in self.limits])
+
+    def __call__(self, query_frames, key_frames, height: int, width: int):
+        """Bias of the (frame, row, column) queries of frames `query_frames` against the keys of
+        frames `key_frames` (both 1D index arrays), flattened in (t h w) order
+        -> (1, heads, Lq, Lk)."""
+        def grid(frames):
+            t, y, x = jnp.meshgrid(frames, jnp.arange(height), jnp.arange(width), indexing="ij")
+            return t.ravel(), y.ravel(), x.ravel()
+
+        bias = 0.0
+        for table, limit, q, k in zip(self.tables, self.limits, grid(query_frames),
+                                      grid(key_frames)):
+            index = jnp.clip(k[None, :] - q[:, None], -limit, limit) + limit
+            bias = bias + table[...][index]
+        return einops.rearrange(bias, "q k n -> 1 n q k")
+
+
+ATTENTION_SPANS = ("time", "space_time")
+
+
 class TemporalAttentionBlock(nnx.Module):
-    """Residual self-attention over time (per pixel), then residual cross-attention from every
-    (pixel, frame) to the text tokens; both outputs zero-initialised."""
+    """Residual self-attention over time, then residual cross-attention from every (pixel,
+    frame) to the text tokens; both outputs zero-initialised. span "time" (the paper's) attends
+    per pixel over the frames; "space_time" attends over every (frame, pixel) of the clip, so
+    it can carry an object from one place to another between frames."""
 
     def __init__(self, features: int, num_heads: int, context_features: int, *,
-                 max_distance: int = 32, rngs: nnx.Rngs):
+                 max_distance: int = 32, span: str = "time", rngs: nnx.Rngs):
+        if span not in ATTENTION_SPANS:
+            raise ValueError(f"Temporal attention span {span!r}: use one of {ATTENTION_SPANS}.")
+        self.span = span
         self.norm_self = group_norm(features, rngs)
         self.self_attention = MultiHeadAttention(features, num_heads, zero_init_output=True,
                                                  rngs=rngs)
-        self.position_bias = TemporalPositionBias(num_heads, max_distance)
+        self.position_bias = (TemporalPositionBias(num_heads, max_distance) if span == "time" else
+                              SpaceTimePositionBias(num_heads, max_distance))
         self.norm_cross = group_norm(features, rngs)
         self.cross_attention = MultiHeadAttention(
             features, num_heads, context_features=context_features, zero_init_output=True,
@@ -173,9 +208,10 @@ class TemporalAttentionBlock(nnx.Module):
         chex.assert_rank(video, 5)
         chex.assert_equal_shape_prefix([video, context, context_mask], 1)
         _, frames, height, width, _ = video.shape
+        attend = attend_over_time if self.span == "time" else attend_over_space_time
         video = video + frame_sharding.map_frames(
-            lambda block, attention, bias: attend_over_time(attention, bias, block, frame_sharding,
-                                                            self.chunk),
+            lambda block, attention, bias: attend(attention, bias, block, frame_sharding,
+                                                  self.chunk),
             self.norm_self(video), self.self_attention, self.position_bias)
         # Cross-attention treats queries independently, so all (frame, pixel) queries of a video
         # share one sequence and the text is not repeated per pixel.
@@ -203,6 +239,25 @@ def attend_over_time(attention: MultiHeadAttention, position_bias: TemporalPosit
     else:
         attended = attention(queries, keys, bias=bias)
     return einops.rearrange(attended, "(b h w) t c -> b t h w c", b=batch, h=height, w=width)
+
+
+def attend_over_space_time(attention: MultiHeadAttention, position_bias: SpaceTimePositionBias,
+                           frames, frame_sharding: FrameSharding, chunk: int = 0):
+    """Self-attention of a block of frames (B, t, H, W, C) (inside `map_frames`) over space and
+    time: each (frame, pixel) query attends to every (frame, pixel) of the clip (gathered).
+    chunk > 0 attends `chunk` videos at a time (`jax.lax.map`)."""
+    _, block, height, width, _ = frames.shape
+    clip = frame_sharding.all_frames(frames)
+    first = frame_sharding.first_frame(block)
+    bias = position_bias(first + jnp.arange(block), jnp.arange(clip.shape[1]), height, width)
+    sequences = lambda video: einops.rearrange(video, "b t h w c -> b (t h w) c")
+    queries, keys = sequences(frames), sequences(clip)
+    if 0 < chunk < queries.shape[0]:
+        one = lambda pair: attention(pair[0][None], pair[1][None], bias=bias)[0]
+        attended = jax.lax.map(one, (queries, keys), batch_size=chunk)
+    else:
+        attended = attention(queries, keys, bias=bias)
+    return einops.rearrange(attended, "b (t h w) c -> b t h w c", t=block, h=height, w=width)
 
 
 class TemporalDownsample(nnx.Module):
