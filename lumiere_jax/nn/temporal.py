@@ -221,6 +221,15 @@ class TemporalAttentionBlock(nnx.Module):
                                         w=width)
 
 
+def attend_in_chunks(attention: MultiHeadAttention, queries, keys, bias, chunk: int = 0):
+    """Self-attention of query sequences (N, Lq, C) to key sequences (N, Lk, C); chunk > 0
+    attends `chunk` sequences at a time (`jax.lax.map`), bounding the memory of the scores."""
+    if 0 < chunk < queries.shape[0]:
+        one = lambda pair: attention(pair[0][None], pair[1][None], bias=bias)[0]
+        return jax.lax.map(one, (queries, keys), batch_size=chunk)
+    return attention(queries, keys, bias=bias)
+
+
 def attend_over_time(attention: MultiHeadAttention, position_bias: TemporalPositionBias, frames,
                      frame_sharding: FrameSharding, chunk: int = 0):
     """Per-pixel self-attention of a block of frames (B, t, H, W, C) (inside `map_frames`): its
@@ -232,12 +241,7 @@ def attend_over_time(attention: MultiHeadAttention, position_bias: TemporalPosit
     bias = jax.lax.dynamic_slice_in_dim(position_bias(clip.shape[1]),
                                         frame_sharding.first_frame(block), block, axis=2)
     sequences = lambda video: einops.rearrange(video, "b t h w c -> (b h w) t c")
-    queries, keys = sequences(frames), sequences(clip)
-    if 0 < chunk < queries.shape[0]:
-        one = lambda pair: attention(pair[0][None], pair[1][None], bias=bias)[0]
-        attended = jax.lax.map(one, (queries, keys), batch_size=chunk)
-    else:
-        attended = attention(queries, keys, bias=bias)
+    attended = attend_in_chunks(attention, sequences(frames), sequences(clip), bias, chunk)
     return einops.rearrange(attended, "(b h w) t c -> b t h w c", b=batch, h=height, w=width)
 
 
@@ -251,12 +255,7 @@ def attend_over_space_time(attention: MultiHeadAttention, position_bias: SpaceTi
     first = frame_sharding.first_frame(block)
     bias = position_bias(first + jnp.arange(block), jnp.arange(clip.shape[1]), height, width)
     sequences = lambda video: einops.rearrange(video, "b t h w c -> b (t h w) c")
-    queries, keys = sequences(frames), sequences(clip)
-    if 0 < chunk < queries.shape[0]:
-        one = lambda pair: attention(pair[0][None], pair[1][None], bias=bias)[0]
-        attended = jax.lax.map(one, (queries, keys), batch_size=chunk)
-    else:
-        attended = attention(queries, keys, bias=bias)
+    attended = attend_in_chunks(attention, sequences(frames), sequences(clip), bias, chunk)
     return einops.rearrange(attended, "b (t h w) c -> b t h w c", t=block, h=height, w=width)
 
 
