@@ -31,6 +31,8 @@ from absl import app, flags
 from jax.experimental import topologies
 from ml_collections import config_flags
 
+from launch.chips import TPU_CHIPS
+
 from lumiere_jax.names import DATA, FSDP, MESH_AXES
 from lumiere_jax.parallel.mesh import mesh_shape
 from lumiere_jax.settings import ComputeSettings, ConfigError
@@ -38,21 +40,7 @@ from lumiere_jax.train.settings import RunSettings, parse_run_config
 from lumiere_jax.train.setup import TrainSetup, setup
 
 GIB = 2 ** 30
-
-
-@dataclasses.dataclass(frozen=True)
-class Chip:
-    """Published per-chip figures: HBM and dense bf16 peak (TPU matmuls run f32 as bf16 passes)."""
-    hbm_gib: float
-    peak_tflops: float
-
-
-CHIPS = {
-    "v4": Chip(hbm_gib=32, peak_tflops=275),
-    "v5e": Chip(hbm_gib=16, peak_tflops=197),
-    "v5p": Chip(hbm_gib=95, peak_tflops=459),
-    "v6e": Chip(hbm_gib=32, peak_tflops=918),
-}
+CHIPS = TPU_CHIPS  # the generations a topology can name
 
 
 def parse_topology(name: str) -> tuple[str, int]:

@@ -171,9 +171,6 @@ class SpaceTimePositionBias(nnx.Module):
         return einops.rearrange(bias, "q k n -> 1 n q k")
 
 
-ATTENTION_SPANS = ("time", "space_time")
-
-
 class TemporalAttentionBlock(nnx.Module):
     """Residual self-attention over time, then residual cross-attention from every (pixel,
     frame) to the text tokens; both outputs zero-initialised. span "time" (the paper's) attends
@@ -188,8 +185,8 @@ class TemporalAttentionBlock(nnx.Module):
         self.norm_self = group_norm(features, rngs)
         self.self_attention = MultiHeadAttention(features, num_heads, zero_init_output=True,
                                                  rngs=rngs)
-        self.position_bias = (TemporalPositionBias(num_heads, max_distance) if span == "time" else
-                              SpaceTimePositionBias(num_heads, max_distance))
+        position_bias, _ = SPAN_PARTS[span]
+        self.position_bias = position_bias(num_heads, max_distance)
         self.norm_cross = group_norm(features, rngs)
         self.cross_attention = MultiHeadAttention(
             features, num_heads, context_features=context_features, zero_init_output=True,
@@ -208,7 +205,7 @@ class TemporalAttentionBlock(nnx.Module):
         chex.assert_rank(video, 5)
         chex.assert_equal_shape_prefix([video, context, context_mask], 1)
         _, frames, height, width, _ = video.shape
-        attend = attend_over_time if self.span == "time" else attend_over_space_time
+        _, attend = SPAN_PARTS[self.span]
         video = video + frame_sharding.map_frames(
             lambda block, attention, bias: attend(attention, bias, block, frame_sharding,
                                                   self.chunk),
@@ -257,6 +254,12 @@ def attend_over_space_time(attention: MultiHeadAttention, position_bias: SpaceTi
     sequences = lambda video: einops.rearrange(video, "b t h w c -> b (t h w) c")
     attended = attend_in_chunks(attention, sequences(frames), sequences(clip), bias, chunk)
     return einops.rearrange(attended, "b (t h w) c -> b t h w c", t=block, h=height, w=width)
+
+
+# Each attention span: its position bias and the function that attends over it.
+SPAN_PARTS = {"time": (TemporalPositionBias, attend_over_time),
+              "space_time": (SpaceTimePositionBias, attend_over_space_time)}
+ATTENTION_SPANS = tuple(SPAN_PARTS)
 
 
 class TemporalDownsample(nnx.Module):

@@ -1,0 +1,90 @@
+"""Speed of one training step for any config: compile time, then steps/s, clips/s and frames/s,
+XLA's FLOPs, achieved TFLOP/s and MFU, and memory.
+
+    python benchmarks/train_step.py --config configs/stunet_shapes.py [--config.x=y ...] \
+        [--steps 5] [--rounds 2] [--jsonl results.jsonl] [--label NAME]
+
+It runs the trainer's own setup and jitted step (`lumiere_jax.train.setup`): the same sharded
+state, donated buffers and optimizer, on a fixed random batch (data loading is not timed).
+Compile time is measured apart; step time is the median of `--rounds` round medians of
+`--steps` steps each, after one warm-up step, with the minimum beside it. The record is printed
+and appended as a JSON line to `--jsonl`.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from benchmarks import measure  # noqa: E402
+from lumiere_jax.parallel import batch as batching  # noqa: E402
+from lumiere_jax.settings import ConfigError, as_dict  # noqa: E402
+from lumiere_jax.text.tokenizer import VOCAB_SIZE  # noqa: E402
+from lumiere_jax.train.settings import parse_run_config  # noqa: E402
+from lumiere_jax.train.setup import setup  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
+_STEPS = flags.DEFINE_integer("steps", 5, "Timed steps per round.")
+_ROUNDS = flags.DEFINE_integer("rounds", 2, "Rounds of --steps steps.")
+_JSONL = flags.DEFINE_string("jsonl", None, "Append the record to this JSON-lines file.")
+_LABEL = flags.DEFINE_string("label", "", "A name for this run in the record.")
+flags.mark_flags_as_required(["config"])
+
+
+def random_batch(train_setup, seed: int = 0) -> dict:
+    """A fixed batch of this process's rows: uniform uint8 frames and in-vocabulary tokens."""
+    shapes = {name: spec.shape for name, spec in train_setup.abstract_batch().items()}
+    rows = shapes["frames"][0] // train_setup.row_group.count
+    rng = np.random.default_rng(seed)
+    return {"frames": rng.integers(0, 256, (rows,) + shapes["frames"][1:], dtype=np.uint8),
+            "tokens": rng.integers(1, VOCAB_SIZE, (rows,) + shapes["tokens"][1:], dtype=np.int32)}
+
+
+def benchmark(config, steps: int, rounds: int, label: str = "") -> dict:
+    """The record of one config's train step (see the module docstring)."""
+    run = parse_run_config(config)
+    train_setup = setup(run)
+    batch = batching.global_batch(random_batch(train_setup), train_setup.batch_shardings,
+                                  train_setup.row_group)
+    compiled, compile_s = measure.compile_timed(train_setup.step.lower(train_setup.state, batch))
+    costs = measure.compiled_costs(compiled)
+    holder = {"state": train_setup.state}
+
+    def one_step():
+        holder["state"], metrics = compiled(holder["state"], batch)
+        return holder["state"], metrics
+
+    timing = measure.time_rounds(one_step, steps, rounds)
+    global_batch = train_setup.global_batch
+    frames = global_batch * (run.data.num_frames if run.data.mode == "clips" else 1)
+    seconds = timing["median_s"]
+    trainable = sum(x.size for x in jax.tree.leaves(train_setup.state.params))
+    return {"benchmark": "train_step", "label": label, "model": run.model.kind,
+            "global_batch": global_batch, "frames_per_step": frames,
+            "resolution": run.data.resolution, "trainable_params": int(trainable),
+            "compute": as_dict(config.get("compute", {})), "compile_s": compile_s,
+            **timing, "steps_per_s": 1.0 / seconds,
+            ("clips_per_s" if run.data.mode == "clips" else "images_per_s"): global_batch / seconds,
+            "frames_per_s": frames / seconds, **costs,
+            **measure.throughput(seconds, costs["flops_per_device"], len(train_setup.mesh.devices.flat)),
+            "device_peak_gib": measure.device_peak_gib(), **measure.environment()}
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    try:
+        record = benchmark(_CONFIG.value, _STEPS.value, _ROUNDS.value, _LABEL.value)
+    except ConfigError as error:
+        raise app.UsageError(str(error)) from None
+    measure.write_record(record, _JSONL.value)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,50 @@
+"""The benchmarks' shared measurements: chip lookup, FLOP counts, MFU and the timing rounds."""
+import jax
+import jax.numpy as jnp
+import pytest
+
+from benchmarks import measure
+from launch.chips import CHIPS, TPU_CHIPS, chip_of
+
+
+@pytest.mark.parametrize("kind, name", [
+    ("TPU v5 lite", "v5e"), ("TPU v5", "v5p"), ("TPU v5p", "v5p"), ("TPU v4", "v4"),
+    ("TPU v6 lite", "v6e"), ("NVIDIA H100 80GB HBM3", "h100"), ("NVIDIA H200", "h200"),
+    ("NVIDIA A100-SXM4-80GB", "a100")])
+def test_chip_of_names_the_device_kind_by_its_longest_prefix(kind, name):
+    assert chip_of(kind) == (name, CHIPS[name])
+
+
+def test_chip_of_knows_no_cpu_and_the_plans_keep_only_tpus():
+    assert chip_of("cpu") is None
+    assert all(name.startswith("v") for name in TPU_CHIPS)
+
+
+def test_compiled_costs_count_a_matmul_and_its_memory():
+    m, k, n = 64, 96, 32
+    compiled = jax.jit(lambda a, b: a @ b).lower(
+        jnp.zeros((m, k)), jnp.zeros((k, n))).compile()
+    costs = measure.compiled_costs(compiled)
+    assert costs["flops_per_device"] == pytest.approx(2 * m * k * n, rel=0.01)
+    assert costs["argument_gib"] == pytest.approx(4 * (m * k + k * n) / measure.GIB)
+    assert costs["peak_gib"] >= costs["argument_gib"] + 4 * m * n / measure.GIB
+
+
+def test_throughput_gives_mfu_against_the_chips_peak_and_none_on_cpu():
+    record = measure.throughput(2.0, 459e12, 4, device_kind="TPU v5")
+    assert record["tflops_per_device"] == pytest.approx(229.5)
+    assert record["mfu"] == pytest.approx(0.5) and record["chip"] == "v5p"
+    assert measure.throughput(1.0, 1e12, 1, device_kind="cpu")["mfu"] is None
+    with pytest.raises(ValueError, match="positive time"):
+        measure.throughput(0.0, 1e12, 1, device_kind="cpu")
+
+
+def test_time_rounds_warms_up_then_times_every_call_of_every_round():
+    calls = []
+    timing = measure.time_rounds(lambda: calls.append(1) or jnp.ones(()), steps=3, rounds=2,
+                                 warmup=2)
+    assert len(calls) == 2 + 3 * 2
+    assert len(timing["round_medians_s"]) == 2
+    assert timing["min_s"] <= timing["median_s"]
+    with pytest.raises(ValueError, match="steps >= 1"):
+        measure.time_rounds(lambda: None, steps=0, rounds=1)
