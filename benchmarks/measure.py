@@ -35,6 +35,7 @@ def compiled_costs(compiled: jax.stages.Compiled) -> dict:
         record.update(
             argument_gib=memory.argument_size_in_bytes / GIB,
             temp_gib=memory.temp_size_in_bytes / GIB,
+            output_gib=memory.output_size_in_bytes / GIB,
             peak_gib=(memory.argument_size_in_bytes + memory.output_size_in_bytes
                       - memory.alias_size_in_bytes + memory.temp_size_in_bytes) / GIB)
     return record

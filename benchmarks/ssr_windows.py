@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import measure  # noqa: E402
 from lumiere_jax.diffusion.model_sampling import windowed
 from lumiere_jax.diffusion.multidiffusion import window_starts
 from lumiere_jax.diffusion.pixels import frames_to_model_range
 from lumiere_jax.pipeline import LumierePipeline
-
-GIB = 2.0 ** 30
 
 
 def step_functions(model, window: int, stride: int, chunks: tuple[int, ...]) -> dict:
@@ -35,20 +36,14 @@ def step_functions(model, window: int, stride: int, chunks: tuple[int, ...]) -> 
     return functions
 
 
-def measure(fn, args, repeats: int) -> dict:
+def measure_step(fn, args, repeats: int) -> dict:
     """Compiled memory (GiB) and median seconds of fn(*args)."""
-    compiled = jax.jit(fn).lower(*args).compile()
-    memory = compiled.memory_analysis()
-    jax.block_until_ready(compiled(*args))
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        seconds.append(time.perf_counter() - start)
-    return {"temp_gib": memory.temp_size_in_bytes / GIB,
-            "argument_gib": memory.argument_size_in_bytes / GIB,
-            "output_gib": memory.output_size_in_bytes / GIB,
-            "seconds": statistics.median(seconds)}
+    compiled, _ = measure.compile_timed(jax.jit(fn).lower(*args))
+    costs = measure.compiled_costs(compiled)
+    timing = measure.time_rounds(lambda: compiled(*args), steps=repeats, rounds=1)
+    return {"temp_gib": costs["temp_gib"], "argument_gib": costs["argument_gib"],
+            "output_gib": costs["output_gib"],
+            "seconds": timing["median_s"]}
 
 
 def main(argv=None) -> None:
@@ -78,7 +73,7 @@ def main(argv=None) -> None:
     chunks = tuple(int(c) for c in args.chunks.split(","))
     rows = []
     for name, fn in step_functions(model, args.window, args.stride, chunks).items():
-        rows.append(dict(mode=name, **measure(fn, (x_t, t, cond), args.repeats)))
+        rows.append(dict(mode=name, **measure_step(fn, (x_t, t, cond), args.repeats)))
     header = (f"{args.frames} frames of {pipeline.resolution} px, batch {args.batch}, "
               f"{len(starts)} windows of {args.window} (stride {args.stride}), "
               f"{jax.devices()[0].platform}")
