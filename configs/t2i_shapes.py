@@ -48,9 +48,10 @@ def get_config(arg=None):
     # Memory switches (lumiere_jax.settings.ComputeSettings), all off: remat of the U-Net walk
     # ("block" or "level"), bf16 compute ("bfloat16"), bf16 storage of the frozen weights
     # (frozen_dtype="bfloat16"), micro-batches per step, and the pixel sequences temporal
-    # attention handles at a time (0 = all).
+    # attention handles at a time (0 = all). Speed: the attention kernel ("auto": jax picks,
+    # cuDNN's fused kernel on a GPU where it applies; "xla"; "cudnn").
     config.compute = dict(remat="none", dtype="float32", frozen_dtype="float32",
-                          grad_accum_steps=1, temporal_attention_chunk=0)
+                          grad_accum_steps=1, temporal_attention_chunk=0, attention="auto")
     # Device mesh: sizes of ('data', 'fsdp', 'time'), -1 = the remaining devices. `rules` maps
     # the logical axes of the weights to a mesh axis (e.g. --config.mesh.rules.mlp=fsdp), unset
     # = replicated; fsdp > 1 also splits every weight along its largest divisible dimension.

@@ -134,6 +134,7 @@ class OptimSettings:
 
 REMAT_POLICIES = ("none", "block", "level")
 COMPUTE_DTYPES = ("float32", "bfloat16")
+ATTENTION_KERNELS = ("auto", "xla", "cudnn")  # `jax.nn.dot_product_attention`: auto = jax picks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,12 +152,16 @@ class ComputeSettings:
       are averaged inside one step (the step, its randomness and its result are unchanged).
     temporal_attention_chunk: temporal self-attention handles at most this many pixel sequences
       at a time (0: all at once).
+    attention: the kernel of every attention (`jax.nn.dot_product_attention`): "auto" (jax
+      picks: the fused cuDNN kernel on a GPU where shapes and dtypes allow, XLA otherwise),
+      "xla", or "cudnn" (GPU only; it needs bf16 compute).
     """
     remat: str = "none"
     dtype: str = "float32"
     frozen_dtype: str = "float32"
     grad_accum_steps: int = 1
     temporal_attention_chunk: int = 0
+    attention: str = "auto"
 
     def __post_init__(self):
         if self.remat not in REMAT_POLICIES:
@@ -171,6 +176,9 @@ class ComputeSettings:
         if self.temporal_attention_chunk < 0:
             raise ValueError(f"temporal_attention_chunk must be >= 0 (0: off), got "
                              f"{self.temporal_attention_chunk}")
+        if self.attention not in ATTENTION_KERNELS:
+            raise ValueError(f"attention must be one of {ATTENTION_KERNELS}, got "
+                             f"{self.attention!r}")
 
 
 @dataclasses.dataclass(frozen=True)

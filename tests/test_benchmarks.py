@@ -48,3 +48,9 @@ def test_time_rounds_warms_up_then_times_every_call_of_every_round():
     assert timing["min_s"] <= timing["median_s"]
     with pytest.raises(ValueError, match="steps >= 1"):
         measure.time_rounds(lambda: None, steps=0, rounds=1)
+
+
+def test_time_pipelined_waits_once_a_round_for_the_last_call():
+    calls = []
+    seconds = measure.time_pipelined(lambda: calls.append(1) or jnp.ones(()), steps=4, rounds=3)
+    assert len(calls) == 12 and seconds > 0.0

@@ -185,3 +185,26 @@ def test_bad_switches_are_refused():
     config.data.batch_size = 4
     with pytest.raises(ConfigError, match="grad_accum_steps=3 does not divide the global batch"):
         setup(parse_run_config(config), abstract=True, devices=jax.devices()[:1])
+
+
+def test_attention_kernel_reaches_every_attention_and_keeps_the_output(batch):
+    """compute.attention sets the kernel of every attention (spatial, cross, temporal, text
+    pool); "xla" gives the output of jax's own choice on this CPU; a GPU-only kernel and an
+    unknown name are refused by name."""
+    from lumiere_jax.nn.attention import MultiHeadAttention
+    auto, xla = build(), build(attention="xla")
+    kernels = {node.implementation for _, node in nnx.iter_graph(xla)
+               if isinstance(node, MultiHeadAttention)}
+    assert kernels == {"xla"}
+    assert {node.implementation for _, node in nnx.iter_graph(auto)
+            if isinstance(node, MultiHeadAttention)} == {None}
+    video = jax.random.normal(jax.random.key(4), (BATCH, FRAMES, 8, 8, 3))
+    t = jnp.linspace(0.1, 0.9, BATCH)
+    cond = auto.encode_text(batch["tokens"])
+    np.testing.assert_allclose(denoise(xla, video, t, cond), denoise(auto, video, t, cond),
+                               rtol=1e-5, atol=1e-6)
+    if jax.default_backend() != "gpu":
+        with pytest.raises(ValueError, match="cudnn.*GPU"):
+            build(attention="cudnn")
+    with pytest.raises(ValueError, match="attention must be one of"):
+        ComputeSettings(attention="flash")

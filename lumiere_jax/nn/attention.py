@@ -9,6 +9,7 @@ from flax import nnx
 from lumiere_jax.names import EMBED, HEADS
 from lumiere_jax.nn.resblock import group_norm
 from lumiere_jax.nn.sharding import name_variable, named_axes
+from lumiere_jax.settings import ATTENTION_KERNELS
 
 
 class MultiHeadAttention(nnx.Module):
@@ -28,6 +29,15 @@ class MultiHeadAttention(nnx.Module):
         out_init = nnx.initializers.zeros_init() if zero_init_output else nnx.initializers.lecun_normal()
         self.out = named_axes(nnx.Linear(features, features, kernel_init=out_init, rngs=rngs),
                               HEADS, EMBED)
+        self.implementation = None  # `jax.nn.dot_product_attention`'s: None lets jax choose
+
+    def set_kernel(self, kernel: str) -> None:
+        """Which kernel computes the attention in later calls, one of `ATTENTION_KERNELS`:
+        "auto" (jax picks: cuDNN's fused kernel on a GPU where shapes and dtypes allow, XLA
+        otherwise), "xla" or "cudnn"."""
+        if kernel not in ATTENTION_KERNELS:
+            raise ValueError(f"Attention kernel {kernel!r}: use one of {ATTENTION_KERNELS}.")
+        self.implementation = None if kernel == "auto" else kernel
 
     def __call__(self, x, context=None, context_mask=None, bias=None, is_causal: bool = False):
         """x: (B, Lq, C); context: (B, Lk, Cc) or None for self-attention; context_mask: (B, Lk)
@@ -36,7 +46,8 @@ class MultiHeadAttention(nnx.Module):
         split = lambda y: einops.rearrange(y, "b l (n d) -> b l n d", n=self.num_heads)
         q, k, v = split(self.query(x)), split(self.key(context)), split(self.value(context))
         mask = None if context_mask is None else context_mask[:, None, None, :]
-        out = jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask, is_causal=is_causal)
+        out = jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask, is_causal=is_causal,
+                                           implementation=self.implementation)
         return self.out(einops.rearrange(out, "b l n d -> b l (n d)"))
 
 

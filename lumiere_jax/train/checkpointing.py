@@ -27,6 +27,10 @@ class RunCheckpoints:
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
+    def due(self, step: int) -> bool:
+        """Whether `save` at this step would write a checkpoint (the interval says so)."""
+        return self.manager.should_save(step)
+
     def save(self, step: int, state, data_iterator, metadata: dict, force: bool = False) -> bool:
         """Saves asynchronously when the interval (or `force`) says so; returns whether it did."""
         args = ocp.args.Composite(

@@ -66,26 +66,35 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> str:
     evaluating = run.log.eval_every_steps > 0
     # Wall time of the training steps alone (no evaluation, no first compile), over every leg.
     train_seconds = float(resumed_metadata.get("train_seconds", 0.0))
+    clock = None  # the training clock's last reading; None until the compiling step is done
     for step in range(start, total):
-        step_start = time.perf_counter()
         batch = next(iterator)
         state, step_metrics = run_setup.train_step(
             state, {"frames": batch["frames"], "tokens": batch["tokens"]})
         done = step + 1
+        logging = done % run.log.every_steps == 0 or done == total
+        eval_due = evaluating and (done % run.log.eval_every_steps == 0 or done == total)
+        saving = done == total or checkpoints.due(done)
+        # The host waits for the device only where it needs the step's results: to log, to
+        # evaluate, before a checkpoint (never save a diverged state) and after the compiling
+        # step; between those, steps are dispatched while the previous ones run.
+        if not (logging or eval_due or saving or clock is None):
+            continue
         step_metrics = jax.device_get(step_metrics)
         check_finite(done, step_metrics)
-        if done > start + 1:
-            train_seconds += time.perf_counter() - step_start
+        now = time.perf_counter()
+        if clock is not None:
+            train_seconds += now - clock
+        clock = now
         timer.tick(done)
-        if done % run.log.every_steps == 0 or done == total:
-            now = time.perf_counter()
+        if logging:
             seconds = now - interval_start[1]
             record = dict(step_metrics, lr=float(lr_schedule(step)),
                           examples_per_s=examples_per_step * (done - interval_start[0]) / seconds)
             writer.write(done, record)
             interval_start = (done, now)
             print(M.progress_line(done, total, record, timer), flush=True)
-        if evaluating and (done % run.log.eval_every_steps == 0 or done == total):
+        if eval_due:
             scores = evaluate_weights(graphdef, state.ema_params, state.frozen, run,
                                       num=run.log.eval_num, steps=run.log.eval_steps,
                                       batch=run.log.eval_batch)
@@ -97,6 +106,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> str:
             interval_start = (interval_start[0], interval_start[1] + scores["eval_seconds"])
         metadata["train_seconds"] = train_seconds
         checkpoints.save(done, state, iterator, metadata, force=(done == total))
+        clock = time.perf_counter()  # evaluation and checkpoint writes are not training time
     checkpoints.close()
 
     export_dir = os.path.join(workdir, "export")

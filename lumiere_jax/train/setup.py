@@ -224,7 +224,8 @@ def setup(run: RunSettings, *, abstract: bool = False, initialize: bool = True, 
     def fresh_state():
         model = build_model(run.model, seed=run.seed)
         set_memory_switches(model, remat=run.compute.remat,
-                            temporal_attention_chunk=run.compute.temporal_attention_chunk)
+                            temporal_attention_chunk=run.compute.temporal_attention_chunk,
+                            attention=run.compute.attention)
         check_data_fits_model(run.data, model, time_shards)
         if time_shards > 1:
             model.shard_frames(FrameSharding(mesh))
