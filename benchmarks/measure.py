@@ -69,6 +69,20 @@ def time_rounds(call: Callable[[], object], steps: int, rounds: int, warmup: int
             "round_medians_s": medians}
 
 
+def time_pipelined(call: Callable[[], object], steps: int, rounds: int) -> float:
+    """Seconds per call when `steps` calls are dispatched back to back and waited for once at
+    the end (no host sync between steps), the median over `rounds` rounds."""
+    per_call = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        result = None
+        for _ in range(steps):
+            result = call()
+        jax.block_until_ready(result)
+        per_call.append((time.perf_counter() - start) / steps)
+    return statistics.median(per_call)
+
+
 def throughput(seconds: float, flops_per_device: float, devices: int,
                device_kind: str | None = None) -> dict:
     """Achieved TFLOP/s per device and MFU against the bf16 peak of `device_kind` (default: this
