@@ -20,16 +20,12 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
-import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from benchmarks import measure  # noqa: E402
-from lumiere_jax.parallel import batch as batching  # noqa: E402
+from benchmarks.compiled_step import compile_train_step  # noqa: E402
 from lumiere_jax.settings import ConfigError, as_dict  # noqa: E402
-from lumiere_jax.text.tokenizer import VOCAB_SIZE  # noqa: E402
-from lumiere_jax.train.settings import parse_run_config  # noqa: E402
-from lumiere_jax.train.setup import setup  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps per round.")
@@ -39,27 +35,15 @@ _LABEL = flags.DEFINE_string("label", "", "A name for this run in the record.")
 flags.mark_flags_as_required(["config"])
 
 
-def random_batch(train_setup, seed: int = 0) -> dict:
-    """A fixed batch of this process's rows: uniform uint8 frames and in-vocabulary tokens."""
-    shapes = {name: spec.shape for name, spec in train_setup.abstract_batch().items()}
-    rows = shapes["frames"][0] // train_setup.row_group.count
-    rng = np.random.default_rng(seed)
-    return {"frames": rng.integers(0, 256, (rows,) + shapes["frames"][1:], dtype=np.uint8),
-            "tokens": rng.integers(1, VOCAB_SIZE, (rows,) + shapes["tokens"][1:], dtype=np.int32)}
-
-
 def benchmark(config, steps: int, rounds: int, label: str = "") -> dict:
     """The record of one config's train step (see the module docstring)."""
-    run = parse_run_config(config)
-    train_setup = setup(run)
-    batch = batching.global_batch(random_batch(train_setup), train_setup.batch_shardings,
-                                  train_setup.row_group)
-    compiled, compile_s = measure.compile_timed(train_setup.step.lower(train_setup.state, batch))
-    costs = measure.compiled_costs(compiled)
+    step = compile_train_step(config)
+    run, train_setup = step.run, step.train_setup
+    costs = measure.compiled_costs(step.compiled)
     holder = {"state": train_setup.state}
 
     def one_step():
-        holder["state"], metrics = compiled(holder["state"], batch)
+        holder["state"], metrics = step.compiled(holder["state"], step.batch)
         return holder["state"], metrics
 
     timing = measure.time_rounds(one_step, steps, rounds)
@@ -71,11 +55,12 @@ def benchmark(config, steps: int, rounds: int, label: str = "") -> dict:
     return {"benchmark": "train_step", "label": label, "model": run.model.kind,
             "global_batch": global_batch, "frames_per_step": frames,
             "resolution": run.data.resolution, "trainable_params": int(trainable),
-            "compute": as_dict(config.get("compute", {})), "compile_s": compile_s,
+            "compute": as_dict(config.get("compute", {})), "compile_s": step.compile_s,
             **timing, "steps_per_s": 1.0 / seconds,
             ("clips_per_s" if run.data.mode == "clips" else "images_per_s"): global_batch / seconds,
             "frames_per_s": frames / seconds, **costs,
-            **measure.throughput(seconds, costs["flops_per_device"], len(train_setup.mesh.devices.flat)),
+            **measure.throughput(seconds, costs["flops_per_device"],
+                                 len(train_setup.mesh.devices.flat)),
             "device_peak_gib": measure.device_peak_gib(), **measure.environment()}
 
 
