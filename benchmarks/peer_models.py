@@ -28,20 +28,23 @@ def count(weights) -> int:
 
 
 def build_unet3d(size: RaceSize) -> torch.nn.Module:
-    """Imagen Video's U-Net at `size`: its level i runs at widths[i] (init_dim = widths[0], then
-    dim * dim_mults), the middle at the coarsest width; 1 + num_resnet_blocks res blocks a level
-    (the first one cross-attends where layer_cross_attns is set); a transformer block (self- and
-    text attention, feed-forward) at the coarsest level; temporal strides 2 at every level but
-    the coarsest; non-causal temporal attention; plain 3x3 stem, nearest-neighbour upsampling,
-    no global-context attention, no final res block, mean-pooled text (no Perceiver pool)."""
+    """Imagen Video's U-Net at `size`, in its own convention for the same widths (dim =
+    base_channels, dim_mults = channel_mult): its up path runs at our widths level by level, its
+    down path one level behind (level i > 0 at widths[i - 1]: it widens in the downsampling),
+    the middle at the coarsest width. 1 + num_resnet_blocks res blocks a level on each side (the
+    first one cross-attends where layer_cross_attns is set); a transformer block (self- and text
+    attention, feed-forward) at the coarsest level; temporal strides 2 at every level but the
+    coarsest; non-causal temporal attention; plain 3x3 stem, no global-context attention, no
+    final res block, mean-pooled text (no Perceiver pool). Upsampling stays its default pixel
+    shuffle: its nearest-neighbour option also doubles the frames of a clip (nn.Upsample on 5D).
+    """
     if size.num_res_blocks < 1:
         raise ValueError(f"Unet3D needs at least one res block a level, got {size.num_res_blocks}.")
     coarsest_only = tuple(level == size.levels - 1 for level in range(size.levels))
     unet3d = peer_torch.unet3d_class()
     with contextlib.redirect_stdout(io.StringIO()):  # its advice on small base widths
         return unet3d(
-            dim=size.base_channels, init_dim=size.widths[0],
-            dim_mults=size.channel_mult[1:] + size.channel_mult[-1:],
+            dim=size.base_channels, dim_mults=size.channel_mult,
             num_resnet_blocks=size.num_res_blocks - 1, channels=3,
             text_embed_dim=size.text_width, cond_dim=size.text_width,
             max_text_len=size.text_length, attn_pool_text=False,
@@ -49,7 +52,7 @@ def build_unet3d(size: RaceSize) -> torch.nn.Module:
             layer_attns=coarsest_only, layer_cross_attns=coarsest_only, attend_at_middle=True,
             temporal_strides=(2,) * (size.levels - 1) + (1,), time_causal_attn=False,
             init_cross_embed=False, init_conv_kernel_size=3, use_global_context_attn=False,
-            final_resnet_block=False, pixel_shuffle_upsample=False, dropout=0.0)
+            final_resnet_block=False, dropout=0.0)
 
 
 def build_karras_unet(size: RaceSize) -> torch.nn.Module:

@@ -57,20 +57,20 @@ def test_time_pipelined_waits_once_a_round_for_the_last_call():
 
 
 def test_profile_groups_trace_events_by_operation_and_by_jax_op():
-    from benchmarks import profile_step
+    from benchmarks import trace_summary
     hlo = ('  %fusion.3 = f32[4]{0} fusion(f32[4]{0} %p), kind=kLoop, calls=%c, '
            'metadata={op_name="jit(step)/jvp()/transpose" source_file="x.py"}\n'
            '  ROOT %convolution.1 = f32[4]{0} convolution(f32[4]{0} %a), '
            'metadata={op_name="jit(step)/jvp()/conv_general_dilated"}\n')
-    names = profile_step.hlo_names(hlo)
+    names = trace_summary.hlo_names(hlo)
     assert names == {"fusion.3": ("fusion", "jit(step)/jvp()/transpose"),
                      "convolution.1": ("convolution", "jit(step)/jvp()/conv_general_dilated")}
     events = [{"name": "fusion.3", "dur": 300.0}, {"name": "convolution.1", "dur": 500.0},
               {"name": "fusion.3", "dur": 100.0}, {"name": "copy.7", "dur": 100.0}]
-    summary = profile_step.summarise(events, names, steps=2, top=10)
+    summary = trace_summary.summarise(events, names, steps=2, top=10)
     assert [(r["op"], r["ms_per_step"]) for r in summary["ops"]] == [
         ("convolution.1", 0.25), ("fusion.3", 0.2), ("copy.7", 0.05)]
     assert {r["kind"]: r["share"] for r in summary["kinds"]} == pytest.approx(
         {"conv_general_dilated": 0.5, "transpose": 0.4, "copy": 0.1})
-    assert profile_step._HLO_NAME.fullmatch("fusion.12")
-    assert not profile_step._HLO_NAME.fullmatch("ParseArguments")
+    assert trace_summary._HLO_NAME.fullmatch("fusion.12")
+    assert not trace_summary._HLO_NAME.fullmatch("ParseArguments")
