@@ -7,7 +7,7 @@ from typing import Callable
 
 # Which weights a contestant's train step updates.
 TEMPORAL = "temporal"  # the temporal layers only (the backbone frozen): how the STUNet trains
-ALL = "all"            # every weight of the video U-Net (a text encoder, where there is one, frozen)
+ALL = "all"            # every weight of the video U-Net (any text encoder stays frozen)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +76,8 @@ SIZES = {
 class Contestant:
     """One model in the race. `forward()` and `train_step()` each run one call to completion
     (forward None: timed under another contestant of the same architecture). `params`: weights
-    of the video U-Net (no text encoder); `trainable`: those its train step updates."""
+    of the video U-Net (no text encoder); `trainable`: those its train step updates;
+    `compile_s`: the ahead-of-time compile of its train step, where there is one."""
     name: str
     framework: str
     trains: str
@@ -84,4 +85,5 @@ class Contestant:
     trainable: int
     forward: Callable[[], None] | None
     train_step: Callable[[], None]
+    compile_s: float | None = None
     notes: str = ""
