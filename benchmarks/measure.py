@@ -36,6 +36,8 @@ def compiled_costs(compiled: jax.stages.Compiled) -> dict:
             argument_gib=memory.argument_size_in_bytes / GIB,
             temp_gib=memory.temp_size_in_bytes / GIB,
             output_gib=memory.output_size_in_bytes / GIB,
+            # outputs written over donated arguments: what donation saves
+            aliased_gib=memory.alias_size_in_bytes / GIB,
             peak_gib=(memory.argument_size_in_bytes + memory.output_size_in_bytes
                       - memory.alias_size_in_bytes + memory.temp_size_in_bytes) / GIB)
     return record
