@@ -74,3 +74,18 @@ def test_profile_groups_trace_events_by_operation_and_by_jax_op():
         {"conv_general_dilated": 0.5, "transpose": 0.4, "copy": 0.1})
     assert trace_summary._HLO_NAME.fullmatch("fusion.12")
     assert not trace_summary._HLO_NAME.fullmatch("ParseArguments")
+
+
+@pytest.mark.parametrize("layout", ["conv3d", "shifted"])
+def test_temporal_layout_candidates_equal_the_library_conv_over_time(layout):
+    from flax import nnx
+
+    from benchmarks.temporal_layout import LAYOUTS
+    from lumiere_jax.nn.temporal import over_time, temporal_conv
+    conv = temporal_conv(8, 3, nnx.Rngs(0))
+    conv.kernel[...] = jax.random.normal(jax.random.key(2), conv.kernel.shape)
+    conv.bias[...] = jax.random.normal(jax.random.key(3), conv.bias.shape)
+    video = jax.random.normal(jax.random.key(1), (2, 6, 3, 5, 8))
+    out = LAYOUTS[layout](conv, video)
+    assert out.shape == (2, 4, 3, 5, 8)
+    assert jnp.allclose(out, over_time(conv, video), atol=1e-4)

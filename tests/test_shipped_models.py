@@ -1,22 +1,20 @@
 """The shipped models do what the prompt says: checks on the committed weights themselves."""
-import dataclasses
 import json
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
-from lumiere_jax import diffusion
 from lumiere_jax.checkpoints import exported as io
 from lumiere_jax.checkpoints.paths import WEIGHTS_DIR
 from lumiere_jax.checkpoints.pretrained import load_text_encoder
 from lumiere_jax.data import shapes, tfds_shapes
-from lumiere_jax.diffusion.pixels import frames_to_model_range
 from lumiere_jax.applications.edit import generate_conditioned
 from lumiere_jax.eval import shapes_evaluator, style_reader, text_probe
+from lumiere_jax.eval.caption_swap import per_example_losses
+from lumiere_jax.eval.caption_swap import swapped as swapped_spec
 from lumiere_jax.eval.applications_eval import application_conditions
 from lumiere_jax.eval.ssr_eval import ground_truth, psnr
 from lumiere_jax.models.text_encoder import TextEncoder, TextEncoderConfig
@@ -50,22 +48,6 @@ def validation_specs(num: int):
             for i in range(num)]
 
 
-def per_example_losses(pipeline, clean, captions, seed: int = 0):
-    """v-prediction loss of each clean image/clip for its caption, at mid noise (fixed t, noise)."""
-    model = pipeline.model
-    settings = pipeline.diffusion
-    schedule = settings.noise_schedule()
-    x0 = frames_to_model_range(jnp.asarray(clean))
-    t = jnp.linspace(0.35, 0.65, x0.shape[0])
-    eps = jax.random.normal(jax.random.key(seed), x0.shape)
-    alpha, sigma = schedule.alpha_sigma(t)
-    x_t = diffusion.per_example(alpha, x0) * x0 + diffusion.per_example(sigma, x0) * eps
-    target = diffusion.from_x0_eps(x0, eps, alpha, sigma, settings.prediction)
-    cond = model.encode_text(jnp.asarray(pipeline.tokenize(captions)))
-    out = nnx.jit(lambda m, x, tt, c: m.denoise(x, tt, c))(model, x_t, t, cond)
-    return np.asarray(jnp.mean((out - target) ** 2, axis=tuple(range(1, x0.ndim))))
-
-
 @pytest.fixture(scope="module")
 def shipped_t2i():
     return LumierePipeline.from_checkpoint(T2I)
@@ -74,10 +56,11 @@ def shipped_t2i():
 def test_shipped_t2i_loss_is_lower_with_the_true_shape_word(shipped_t2i):
     specs = validation_specs(64)
     frames = np.stack([shapes.render_frame(spec, 0, shipped_t2i.resolution) for spec in specs])
-    true = per_example_losses(shipped_t2i, frames, [shapes.canonical_caption(s) for s in specs])
-    others = [dataclasses.replace(s, shape=shapes.SHAPES[(shapes.SHAPES.index(s.shape) + 2) % 4])
-              for s in specs]
-    swapped = per_example_losses(shipped_t2i, frames, [shapes.canonical_caption(s) for s in others])
+    t = np.linspace(0.35, 0.65, len(specs))  # mid noise
+    true = per_example_losses(shipped_t2i, frames, [shapes.canonical_caption(s) for s in specs], t)
+    others = [swapped_spec(s, "shape") for s in specs]
+    swapped = per_example_losses(shipped_t2i, frames, [shapes.canonical_caption(s) for s in others],
+                                 t)
     assert true.mean() < 0.9 * swapped.mean(), (true.mean(), swapped.mean())
     assert np.mean(true < swapped) >= 0.75
 
