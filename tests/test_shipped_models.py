@@ -2,7 +2,6 @@
 import json
 import os
 
-import jax
 import numpy as np
 import pytest
 from flax import nnx
