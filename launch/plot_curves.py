@@ -5,6 +5,10 @@ markdown table. Reads each run's `metrics.jsonl` (the `eval_*` records the train
     python -m launch.plot_curves --run "label=WORKDIR" [--run ...] --out docs/curves.png \
         [--metrics shape,colour] [--table]
 
+A run trained in legs (each leg a new workdir started with `--config.checkpoint.init_from=` the
+previous leg's export) is one curve: `--run "label=LEG1+LEG2"`; each later leg's steps and
+training minutes continue from the end of the leg before.
+
 Needs matplotlib (`pip install -e ".[plots]"`, also in the dev extra; not a dependency of the
 package).
 """
@@ -25,6 +29,18 @@ def read_curve(workdir: str) -> list[dict]:
         records = [json.loads(line) for line in f if line.strip()]
     evaluations = {r["step"]: r for r in records if "train_minutes" in r}
     return [evaluations[step] for step in sorted(evaluations)]
+
+
+def join_legs(legs: list[list[dict]]) -> list[dict]:
+    """One curve from the curves of consecutive legs: each leg's steps and training minutes are
+    offset by the last step and minutes of the leg before it."""
+    joined, step, minutes = [], 0, 0.0
+    for leg in legs:
+        joined += [dict(r, step=r["step"] + step, train_minutes=r["train_minutes"] + minutes)
+                   for r in leg]
+        if leg:
+            step, minutes = joined[-1]["step"], joined[-1]["train_minutes"]
+    return joined
 
 
 def parse_run(text: str) -> tuple[str, str]:
@@ -55,7 +71,8 @@ def main(argv=None) -> int:
     if not args.out.endswith(".png"):
         parser.error(f"--out must be a .png file, got {args.out!r}.")
     metrics = [m for m in args.metrics.split(",") if m]
-    curves = {label: read_curve(workdir) for label, workdir in args.run}
+    curves = {label: join_legs([read_curve(leg) for leg in workdir.split("+")])
+              for label, workdir in args.run}
     for label, workdir in args.run:
         if not curves[label]:
             parser.error(f"{workdir} has no evaluation records (eval_* in metrics.jsonl): train "
