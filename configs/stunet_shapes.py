@@ -26,11 +26,17 @@ def get_config(arg=None):
                       temporal_conv_kernel=3, num_heads=4, text_pool=True,
                       temporal_conv_spatial_kernel=1,
                       # "space_time": the coarsest level's attention spans pixels and frames.
-                      temporal_attention_span="time"),
+                      temporal_attention_span="time",
+                      # Every temporal layer also reads its (frame, pixel)'s place in the clip.
+                      space_time_position=False),
         backbone=backbone_dir,
     )
     # Noise correlated across a clip's frames (diffusion.noise); 0 = independent per frame.
     config.diffusion.frame_noise_correlation = 0.0
+    # The noise levels training draws (diffusion.settings): a shift of the training schedule,
+    # and a focus window that a fraction of each batch draws t from.
+    config.diffusion.update(train_log_snr_shift=0.0, focus_fraction=0.0, focus_t_min=0.0,
+                            focus_t_max=0.15)
     config.data.update(mode="clips", batch_size=4)
     config.optim.update(learning_rate=5e-4, warmup_steps=100, total_steps=1500)
     if variant == "tiny":

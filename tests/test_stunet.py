@@ -18,7 +18,8 @@ from lumiere_jax.models.unet2d import UNet2D, UNetConfig
 from lumiere_jax.nn.frame_sharding import UNSHARDED
 from lumiere_jax.nn.temporal import (TemporalAttentionBlock, TemporalConvBlock,
                                      TemporalDownsample, TemporalParam, TemporalUpsample,
-                                     attend_over_space_time, attend_over_time, conv_over_time)
+                                     attend_over_space_time, attend_over_time, conv_over_time,
+                                     position_features)
 from lumiere_jax.settings import ConfigError
 
 TEXT = TextEncoderConfig(width=32, num_layers=1, num_heads=2, max_length=16)
@@ -303,3 +304,44 @@ def test_a_space_time_attention_stunet_is_the_identity_at_init(cond):
     check_identity_at_init_for_a_static_video(model, cond)
     with pytest.raises(ValueError, match="temporal_attention_span must be one of"):
         STUNetConfig(temporal_attention_span="space")
+
+
+def test_position_features_place_frames_of_a_halved_level_where_their_input_frames_were():
+    full, halved = position_features(8, 4, 4, 3), position_features(4, 2, 2, 3)
+    assert full.shape == (8, 4, 4, 18) and halved.shape == (4, 2, 2, 18)
+    time_part = slice(0, 6)  # (sin, cos) x 3 frequencies of the time axis come first
+    # Frame i of the halved level stands for input frame 2i: the same time features.
+    np.testing.assert_allclose(halved[:, 0, 0, time_part], full[::2, 0, 0, time_part], atol=1e-6)
+    # Every (frame, row, column) gets its own features: no two places alike.
+    flat = np.asarray(full).reshape(-1, 18)
+    assert len(np.unique(flat.round(5), axis=0)) == 8 * 4 * 4
+    with pytest.raises(ValueError, match="1 frequency"):
+        position_features(4, 2, 2, 0)
+
+
+def test_space_time_position_lets_a_temporal_block_tell_places_and_frames_apart():
+    """Without position a trained temporal block maps a constant video to the same output at
+    every frame and pixel (it is translation-equivariant); with position it does not, yet it
+    is still the identity at init."""
+    video = jnp.ones((1, 4, 6, 6, 8))
+    emb = jnp.ones((1, 16))
+    spread = {}
+    for position in (False, True):
+        block = TemporalConvBlock(8, 16, 3, position=position, rngs=nnx.Rngs(1))
+        np.testing.assert_array_equal(block(video, emb), video)
+        randomise_zero_kernels(block, seed=2)
+        out = np.asarray(block(video, emb))[0, 1:3]  # inner frames: no zero-padding effect
+        spread[position] = np.abs(out - out[0, 0, 0]).max()
+        weights = jax.tree.leaves(nnx.state(block, nnx.Param),
+                                  is_leaf=lambda x: isinstance(x, nnx.Variable))
+        assert all(isinstance(weight, TemporalParam) for weight in weights)
+    assert spread[False] < 1e-5 and spread[True] > 1e-3
+
+
+def test_a_space_time_position_stunet_is_the_identity_at_init(cond):
+    config = dataclasses.replace(TEMPORAL, space_time_position=True)
+    model = STUNet(TEXT, UNET, config, rngs=nnx.Rngs(0))
+    blocks = list(model.temporal_convs.values()) + [
+        block for stack in model.temporal_attention.values() for block in stack]
+    assert blocks and all(block.position is not None for block in blocks)
+    check_identity_at_init_for_a_static_video(model, cond)

@@ -101,7 +101,29 @@ def test_training_times_put_the_focus_fraction_in_its_window():
     assert abs(np.mean((unfocused >= 0.2) & (unfocused < 0.4)) - 0.2) < 0.01
 
 
+def test_a_training_shift_draws_the_shifted_schedules_noise_levels_in_the_models_time():
+    """With train_log_snr_shift, the log-SNR the model sees at the drawn t is distributed as the
+    shifted schedule's uniform draws: its quantiles match, and a negative shift puts more draws
+    at high noise."""
+    shift = diffusion.video_log_snr_shift(16)
+    assert shift == pytest.approx(-np.log(16))
+    plain = DiffusionSettings(schedule_shift=1.386)
+    shifted = DiffusionSettings(schedule_shift=1.386, train_log_snr_shift=shift)
+    t_plain = training_times(jax.random.key(0), 4096, plain)
+    t_shifted = training_times(jax.random.key(0), 4096, shifted)
+    seen = np.sort(np.asarray(shifted.noise_schedule().log_snr(t_shifted)))
+    expected = np.sort(np.asarray(shifted.training_schedule().log_snr(t_plain)))
+    np.testing.assert_allclose(seen, expected, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(seen, np.sort(np.asarray(plain.noise_schedule().log_snr(t_plain)))
+                               + shift, rtol=1e-4, atol=1e-3)
+    high_noise = lambda t, s: np.mean(np.asarray(s.noise_schedule().log_snr(t)) < -7.0)
+    assert high_noise(t_shifted, shifted) > 2 * high_noise(t_plain, plain)
+    with pytest.raises(ValueError, match="num_frames must be >= 1"):
+        diffusion.video_log_snr_shift(0)
+
+
 @pytest.mark.parametrize("fields, message", [
+    (dict(train_log_snr_shift=float("nan")), "train_log_snr_shift must be finite"),
     (dict(focus_fraction=1.5), "focus_fraction"),
     (dict(focus_t_min=0.5, focus_t_max=0.3), "focus_t_min < focus_t_max"),
     (dict(loss_weighting="snr"), "loss_weighting 'snr' is not one of"),

@@ -162,7 +162,7 @@ def _max_radius(size: str, motion: str, speed: str | None) -> float:
     return SIZE_RADIUS[size] * growth + EDGE_MARGIN
 
 
-def _sample_start(rng: np.random.Generator, size: str, motion: str, speed: str | None):
+def sample_start(rng: np.random.Generator, size: str, motion: str, speed: str | None):
     """Start centre such that the shape stays inside the frame for the whole clip."""
     reach = _max_radius(size, motion, speed)
     if motion == "orbiting":
@@ -204,7 +204,7 @@ def sample_spec(rng: np.random.Generator, split: str = "train") -> ClipSpec:
     motion = _choose(rng, motions)
     speed = None if motion == "still" else _choose(rng, SPEEDS)
     size = _choose(rng, SIZES)
-    x, y = _sample_start(rng, size, motion, speed)
+    x, y = sample_start(rng, size, motion, speed)
     return ClipSpec(shape=shape, colour=colour, size=size, background=_choose(rng, BACKGROUNDS),
                     motion=motion, speed=speed, x=float(x), y=float(y),
                     angle=float(rng.uniform(0.0, 360.0)))

@@ -99,6 +99,16 @@ def resolution_shift(resolution: int, base: int = BASE_RESOLUTION) -> float:
     return 2.0 * math.log(base / resolution)
 
 
+def video_log_snr_shift(num_frames: int) -> float:
+    """The extra log-SNR shift of a video stage's training noise levels for clips of
+    `num_frames` frames: -ln T (0 for one frame). T frames share one trajectory, as a k x k
+    pooling shares a layout, so the noise that hides it is T times (in SNR) the noise that hides
+    one frame's."""
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}.")
+    return -math.log(num_frames)
+
+
 def times_for_log_snr(schedule: "Schedule", log_snr, iterations: int = 60) -> jax.Array:
     """t with schedule.log_snr(t) = log_snr (bisection; log-SNR decreases in t), within the clip."""
     target = jnp.clip(jnp.asarray(log_snr, jnp.float32), LOG_SNR_MIN, LOG_SNR_MAX)

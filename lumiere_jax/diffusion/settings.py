@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from lumiere_jax.diffusion.losses import LOSS_WEIGHTINGS
 from lumiere_jax.diffusion.schedules import SCHEDULE_NAMES, Schedule
@@ -19,6 +20,13 @@ class DiffusionSettings:
     more training on the noise levels where the samples go wrong (e.g. low noise, where edges are
     refined, or mid noise, where a shifted schedule decides an object's outline).
 
+    `train_log_snr_shift` moves the noise levels training draws, not what t means to the model:
+    t is drawn as if the schedule were shifted by this much more (negative: more high-noise
+    draws). A clip's T frames carry one trajectory, so the noise that hides it is about ln T
+    (in log-SNR) higher than the noise that hides one frame's layout; the video stage draws
+    its levels shifted by -ln T (`diffusion.video_log_snr_shift`), while its frozen backbone keeps the
+    schedule it was trained on.
+
     `frame_noise_correlation` (video models): the correlation of the noise between any two
     frames of a clip, in training and sampling alike (`diffusion.noise`); 0 = independent.
     """
@@ -32,10 +40,15 @@ class DiffusionSettings:
     focus_t_min: float = 0.0
     focus_t_max: float = 0.15
     frame_noise_correlation: float = 0.0
+    train_log_snr_shift: float = 0.0
 
     def noise_schedule(self) -> Schedule:
         """The noise schedule these settings describe."""
         return Schedule(self.schedule, float(self.schedule_shift))
+
+    def training_schedule(self) -> Schedule:
+        """The schedule whose uniform-in-t draws give training's noise levels."""
+        return Schedule(self.schedule, float(self.schedule_shift) + float(self.train_log_snr_shift))
 
     def __post_init__(self):
         if self.schedule not in SCHEDULE_NAMES:
@@ -51,8 +64,11 @@ class DiffusionSettings:
         if not 0.0 <= self.frame_noise_correlation < 1.0:
             raise ValueError(f"frame_noise_correlation must be in [0, 1), got "
                              f"{self.frame_noise_correlation}")
+        if not math.isfinite(self.train_log_snr_shift):
+            raise ValueError(f"train_log_snr_shift must be finite, got {self.train_log_snr_shift}")
         if not 0.0 <= self.focus_fraction <= 1.0:
             raise ValueError(f"focus_fraction must be in [0, 1], got {self.focus_fraction}")
         if not 0.0 <= self.focus_t_min < self.focus_t_max <= 1.0:
             raise ValueError("need 0 <= focus_t_min < focus_t_max <= 1, got "
                              f"{self.focus_t_min} and {self.focus_t_max}")
+

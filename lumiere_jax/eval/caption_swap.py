@@ -44,18 +44,26 @@ def per_example_losses(pipeline, clean: np.ndarray, captions: list[str], t: floa
                        seed: int = 0) -> np.ndarray:
     """Loss (in the model's prediction space) of each clean uint8 image or clip for its caption,
     one forward pass at noise level(s) `t` with noise drawn from `seed`."""
-    model, settings = pipeline.model, pipeline.diffusion
+    settings = pipeline.diffusion
     x0 = frames_to_model_range(jnp.asarray(clean))
     t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), (x0.shape[0],))
     eps = jax.random.normal(jax.random.key(seed), x0.shape)
     alpha, sigma = settings.noise_schedule().alpha_sigma(t)
     x_t = diffusion.per_example(alpha, x0) * x0 + diffusion.per_example(sigma, x0) * eps
     target = diffusion.from_x0_eps(x0, eps, alpha, sigma, settings.prediction)
-    cond = model.encode_text(jnp.asarray(pipeline.tokenize(captions)))
-    if model.self_conditioned:  # one step: no earlier estimate, as at a sampler's first step
-        cond = dict(cond, **{X0_ESTIMATE: jnp.zeros_like(x_t)})
-    out = model.denoise(x_t, t, cond)
+    out = one_step_output(pipeline, x_t, t, captions)
     return np.asarray(jnp.mean((out - target) ** 2, axis=tuple(range(1, x0.ndim))))
+
+
+def one_step_output(pipeline, x_t, t, captions: list[str]):
+    """The model's output (its prediction kind) for x_t at times t (B,), one caption each, in a
+    single call: no earlier x0 estimate for a self-conditioned model, as at a sampler's first
+    step."""
+    model = pipeline.model
+    cond = model.encode_text(jnp.asarray(pipeline.tokenize(captions)))
+    if model.self_conditioned:
+        cond = dict(cond, **{X0_ESTIMATE: jnp.zeros_like(x_t)})
+    return model.denoise(x_t, t, cond)
 
 
 def caption_swap_table(pipeline, specs: list[shapes.ClipSpec], attribute: str,

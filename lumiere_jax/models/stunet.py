@@ -56,6 +56,10 @@ class STUNetConfig:
       object from pixel to pixel between frames (more weights: k^2 times the conv's).
     temporal_attention_span: "time" (the paper's) attends per pixel over the frames;
       "space_time" attends over every (frame, pixel) of the coarsest level at once.
+    space_time_position: every temporal layer's input also holds its (frame, pixel)'s place in
+      the clip (`nn.temporal.SpaceTimePosition`). The paper's temporal layers see only relative
+      time; an object's expected place at a given frame ("moving left": on the right early,
+      on the left late) needs absolute place and time.
     """
     temporal_down_levels: tuple[int, ...] | None = None
     temporal_attention_layers: int = 1
@@ -64,6 +68,7 @@ class STUNetConfig:
     text_pool: bool = False
     temporal_conv_spatial_kernel: int = 1
     temporal_attention_span: str = "time"
+    space_time_position: bool = False
 
     def __post_init__(self):
         if self.temporal_down_levels is not None:
@@ -237,12 +242,14 @@ class STUNet(nnx.Module):
                 attention[key] = nnx.List([
                     TemporalAttentionBlock(channels, self.config.num_heads,
                                            unet_config.context_features,
-                                           span=self.config.temporal_attention_span, rngs=rngs)
+                                           span=self.config.temporal_attention_span,
+                                           position=self.config.space_time_position, rngs=rngs)
                     for _ in range(self.config.temporal_attention_layers)])
             elif kind == "block":
                 convs[key] = TemporalConvBlock(
                     channels, emb_features, kernel,
-                    spatial_kernel=self.config.temporal_conv_spatial_kernel, rngs=rngs)
+                    spatial_kernel=self.config.temporal_conv_spatial_kernel,
+                    position=self.config.space_time_position, rngs=rngs)
             elif kind == "downsample" and level in self.config.temporal_down_levels:
                 downsamples[key] = TemporalDownsample(channels, kernel, rngs=rngs)
             elif kind == "upsample" and level - 1 in self.config.temporal_down_levels:

@@ -84,14 +84,54 @@ def conv_over_time(conv: nnx.Conv, frames, frame_sharding: FrameSharding):
     return over_time(conv, frames) if len(conv.kernel_size) == 1 else conv(frames)
 
 
+def position_features(frames: int, height: int, width: int, num_frequencies: int):
+    """Fourier features of every (frame, row, column)'s place in its clip -> (T, H, W, 6F).
+
+    Coordinates are normalised to [-1, 1) by the level's own size (frame i of T at 2i/T - 1,
+    pixel j of H at its centre), so a frame of a time-halved level keeps the place in the clip
+    of the input frame it stands for, and one set of weights serves every level and size."""
+    if num_frequencies < 1:
+        raise ValueError(f"Position features need >= 1 frequency, got {num_frequencies}.")
+    axes = (2 * jnp.arange(frames) / frames - 1, (2 * jnp.arange(height) + 1) / height - 1,
+            (2 * jnp.arange(width) + 1) / width - 1)
+    grid = jnp.stack(jnp.meshgrid(*axes, indexing="ij"), axis=-1)           # (T, H, W, 3)
+    angles = grid[..., None] * (jnp.pi * 2.0 ** jnp.arange(num_frequencies))  # (T, H, W, 3, F)
+    features = jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
+    return einops.rearrange(features, "t h w a f -> t h w (a f)")
+
+
+class SpaceTimePosition(nnx.Module):
+    """Where each (frame, pixel) of a video is in its clip, as features added to a temporal
+    layer's normalised input: the temporal layers' only view of absolute place and time. The
+    layers it feeds are zero-initialised at the output, so it leaves them the identity at init."""
+
+    def __init__(self, features: int, num_frequencies: int = 4, *, rngs: nnx.Rngs):
+        self.num_frequencies = num_frequencies
+        self.proj = named_axes(nnx.Linear(6 * num_frequencies, features, rngs=rngs),
+                               POSITION, CONV_OUT)
+        as_temporal(self)
+
+    def __call__(self, video):
+        """video: (B, T, H, W, C) -> its position features (1, T, H, W, C)."""
+        _, frames, height, width, _ = video.shape
+        return self.proj(position_features(frames, height, width, self.num_frequencies))[None]
+
+
+def add_position(position: SpaceTimePosition | None, video):
+    """`video` plus its position features (unchanged when the layer has none)."""
+    return video if position is None else video + position(video)
+
+
 class TemporalConvBlock(nnx.Module):
     """Residual temporal half of a (2+1)D conv: norm, 1D conv over time, scale-shift from the
     per-video conditioning embedding, activation, zero-initialised projection added back.
-    With spatial_kernel > 1 the conv also spans space (`space_time_conv`)."""
+    With spatial_kernel > 1 the conv also spans space (`space_time_conv`); with position the
+    conv's input also holds every (frame, pixel)'s place in the clip (`SpaceTimePosition`)."""
 
     def __init__(self, features: int, emb_features: int, kernel_size: int = 3, *,
-                 spatial_kernel: int = 1, rngs: nnx.Rngs):
+                 spatial_kernel: int = 1, position: bool = False, rngs: nnx.Rngs):
         self.norm = group_norm(features, rngs)
+        self.position = SpaceTimePosition(features, rngs=rngs) if position else None
         self.conv = (temporal_conv(features, kernel_size, rngs) if spatial_kernel == 1 else
                      space_time_conv(features, kernel_size, spatial_kernel, rngs))
         self.emb_proj = named_axes(nnx.Linear(emb_features, 2 * features, rngs=rngs), EMBED, MLP)
@@ -105,8 +145,8 @@ class TemporalConvBlock(nnx.Module):
         chex.assert_rank(video, 5)
         chex.assert_equal_shape_prefix([video, emb], 1)
         h = frame_sharding.map_frames(
-            lambda frames, conv: conv_over_time(conv, frames, frame_sharding), self.norm(video),
-            self.conv)
+            lambda frames, conv: conv_over_time(conv, frames, frame_sharding),
+            add_position(self.position, self.norm(video)), self.conv)
         scale, shift = jnp.split(self.emb_proj(jax.nn.silu(emb)), 2, axis=-1)
         per_video = lambda y: einops.rearrange(y, "b c -> b 1 1 1 c")
         h = h * (1 + per_video(scale)) + per_video(shift)
@@ -178,7 +218,8 @@ class TemporalAttentionBlock(nnx.Module):
     it can carry an object from one place to another between frames."""
 
     def __init__(self, features: int, num_heads: int, context_features: int, *,
-                 max_distance: int = 32, span: str = "time", rngs: nnx.Rngs):
+                 max_distance: int = 32, span: str = "time", position: bool = False,
+                 rngs: nnx.Rngs):
         if span not in ATTENTION_SPANS:
             raise ValueError(f"Temporal attention span {span!r}: use one of {ATTENTION_SPANS}.")
         self.span = span
@@ -188,6 +229,8 @@ class TemporalAttentionBlock(nnx.Module):
         position_bias, _ = SPAN_PARTS[span]
         self.position_bias = position_bias(num_heads, max_distance)
         self.norm_cross = group_norm(features, rngs)
+        # With position, the queries of both attentions know their (frame, pixel) in the clip.
+        self.position = SpaceTimePosition(features, rngs=rngs) if position else None
         self.cross_attention = MultiHeadAttention(
             features, num_heads, context_features=context_features, zero_init_output=True,
             rngs=rngs)
@@ -209,10 +252,12 @@ class TemporalAttentionBlock(nnx.Module):
         video = video + frame_sharding.map_frames(
             lambda block, attention, bias: attend(attention, bias, block, frame_sharding,
                                                   self.chunk),
-            self.norm_self(video), self.self_attention, self.position_bias)
+            add_position(self.position, self.norm_self(video)), self.self_attention,
+            self.position_bias)
         # Cross-attention treats queries independently, so all (frame, pixel) queries of a video
         # share one sequence and the text is not repeated per pixel.
-        queries = einops.rearrange(self.norm_cross(video), "b t h w c -> b (t h w) c")
+        queries = einops.rearrange(add_position(self.position, self.norm_cross(video)),
+                                   "b t h w c -> b (t h w) c")
         attended = self.cross_attention(queries, context, context_mask)
         return video + einops.rearrange(attended, "b (t h w) c -> b t h w c", t=frames, h=height,
                                         w=width)

@@ -29,10 +29,14 @@ def ema_decay_at(step, decay: float):
 
 
 def training_times(rng, batch_size: int, settings: DiffusionSettings):
-    """t for each example: low-discrepancy U(0, 1), with a `focus_fraction` of examples drawn
-    from U(focus_t_min, focus_t_max) instead."""
+    """t for each example: low-discrepancy U(0, 1) under the training schedule (the model's, or
+    with `train_log_snr_shift` the t of the model's schedule at the shifted log-SNR), with a
+    `focus_fraction` of examples drawn from U(focus_t_min, focus_t_max) instead."""
     uniform_rng, focus_rng, pick_rng = jax.random.split(rng, 3)
     t = diffusion.sample_times(uniform_rng, batch_size, low_discrepancy=True)
+    if settings.train_log_snr_shift:
+        t = diffusion.times_for_log_snr(settings.noise_schedule(),
+                                        settings.training_schedule().log_snr(t))
     if settings.focus_fraction > 0:
         focus = jax.random.uniform(focus_rng, (batch_size,), minval=settings.focus_t_min,
                                    maxval=settings.focus_t_max)
