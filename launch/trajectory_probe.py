@@ -24,7 +24,7 @@ def markdown(table: dict) -> str:
             "|---|---|" + "---|" * len(DIRECTIONS) + "---|---|"]
     for t, v in table.items():
         by_direction = " | ".join(f"{v['by_direction'][d]:.2f}" for d in DIRECTIONS)
-        rows.append(f"| {t:.2f} | {v['ratio']:.2f} | {by_direction} | {v['model_drift']:.3f} | "
+        rows.append(f"| {t:.3f} | {v['ratio']:.2f} | {by_direction} | {v['model_drift']:.3f} | "
                     f"{v['data_drift']:.3f} |")
     return "\n".join(rows)
 

@@ -84,3 +84,14 @@ def test_the_probe_refuses_image_models_and_empty_inputs():
         probe.trajectory_table(image, [SUBJECT])
     with pytest.raises(ValueError, match=">= 1 subject"):
         probe.trajectory_table(fake_pipeline(None), [], noise_draws=1)
+
+
+def test_the_command_prints_one_row_per_noise_level_and_refuses_bad_counts(capsys):
+    from launch import trajectory_probe as command
+    table = {0.99: {"ratio": 0.5, "model_drift": 0.2, "data_drift": 0.4,
+                    "by_direction": {"left": 1.0, "right": 0.5, "up": 0.25, "down": 0.25}}}
+    rows = command.markdown(table).splitlines()
+    assert len(rows) == 3 and rows[2] == "| 0.990 | 0.50 | 1.00 | 0.50 | 0.25 | 0.25 | 0.200 | 0.400 |"
+    with pytest.raises(SystemExit):
+        command.main(["--checkpoint", "unused", "--subjects", "0"])
+    assert "--subjects and --draws must be at least 1" in capsys.readouterr().err
