@@ -372,3 +372,15 @@ def test_space_time_attention_sharded_over_time_matches_unsharded(inputs):
     out, program = compiled_forward(sharded_model, *sharded_inputs)
     assert "all-gather" in program
     assert_trees_close(out, expected)
+
+
+def test_space_time_position_sharded_over_time_matches_unsharded(inputs):
+    """Each time shard's frames get the position features of their place in the whole clip."""
+    model = STUNet(TEXT, UNET, dataclasses.replace(TEMPORAL, space_time_position=True),
+                   rngs=nnx.Rngs(0))
+    randomise_zero_weights(model, seed=1)
+    expected = jax.device_get(compiled_forward(model, *inputs)[0])
+    mesh = mesh_of((1, 1, 8))
+    sharded_model, sharded_inputs = put_on_mesh(time_sharded_copy(model, mesh), inputs, mesh)
+    out, _ = compiled_forward(sharded_model, *sharded_inputs)
+    assert_trees_close(out, expected)
