@@ -28,7 +28,9 @@ def get_config(arg=None):
                       # "space_time": the coarsest level's attention spans pixels and frames.
                       temporal_attention_span="time",
                       # Every temporal layer also reads its (frame, pixel)'s place in the clip.
-                      space_time_position=False),
+                      space_time_position=False,
+                      # Levels whose temporal conv blocks also attend to the text tokens.
+                      text_attention_levels=()),
         backbone=backbone_dir,
     )
     # Noise correlated across a clip's frames (diffusion.noise); 0 = independent per frame.

@@ -17,7 +17,8 @@ from lumiere_jax.models.text_encoder import TextEncoderConfig, TextParam
 from lumiere_jax.models.unet2d import UNet2D, UNetConfig
 from lumiere_jax.nn.frame_sharding import UNSHARDED
 from lumiere_jax.nn.temporal import (TemporalAttentionBlock, TemporalConvBlock,
-                                     TemporalDownsample, TemporalParam, TemporalUpsample,
+                                     TemporalDownsample, TemporalParam, TemporalTextAttention,
+                                     TemporalUpsample,
                                      attend_over_space_time, attend_over_time, conv_over_time,
                                      position_features)
 from lumiere_jax.settings import ConfigError
@@ -209,6 +210,8 @@ def test_mismatched_backbone_is_refused(exported_t2i, tmp_path):
     (dict(temporl={}), "allowed"),
     (dict(temporal=dict(temporal_down_levels=(2,))), "no spatial downsampling"),
     (dict(temporal=dict(heads=2)), "allowed keys"),
+    (dict(temporal=dict(text_attention_levels=(9,))), "no temporal conv blocks to follow"),
+    (dict(temporal=dict(text_attention_levels=(0, 0))), "repeats a level"),
 ])
 def test_bad_stunet_configs_are_refused(overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -345,3 +348,38 @@ def test_a_space_time_position_stunet_is_the_identity_at_init(cond):
         block for stack in model.temporal_attention.values() for block in stack]
     assert blocks and all(block.position is not None for block in blocks)
     check_identity_at_init_for_a_static_video(model, cond)
+
+
+def test_text_attention_levels_follow_each_conv_block_and_start_as_the_identity(cond):
+    config = dataclasses.replace(TEMPORAL, space_time_position=True, text_attention_levels=(0, 1))
+    model = STUNet(TEXT, UNET, config, rngs=nnx.Rngs(0))
+    # Levels 0 and 1 hold every conv block (level 2, the coarsest, has attention blocks).
+    assert set(model.temporal_text_attention) == set(model.temporal_convs) != set()
+    only_level_1 = STUNet(TEXT, UNET, dataclasses.replace(config, text_attention_levels=(1,)),
+                          rngs=nnx.Rngs(0))
+    assert set(only_level_1.temporal_text_attention) == {
+        key for key in model.temporal_convs if key.endswith(tuple(f"_1_{i}" for i in range(4)))}
+    check_identity_at_init_for_a_static_video(model, cond)
+
+
+def test_text_attention_reads_the_unmasked_tokens_where_it_is():
+    """Trained (non-zero output weights), the block's output follows the caption but not its
+    padding; with position it differs between places of a constant video, without it does not."""
+    video = jnp.ones((1, 4, 6, 6, 8))
+    context = jax.random.normal(jax.random.key(5), (2, 5, 32))
+    mask = jnp.array([[True, True, True, False, False]])
+    spread = {}
+    for position in (False, True):
+        block = TemporalTextAttention(8, 2, 32, position=position, rngs=nnx.Rngs(1))
+        np.testing.assert_array_equal(block(video, context[:1], mask), video)
+        randomise_zero_kernels(block, seed=2)
+        out = np.asarray(block(video, context[:1], mask))
+        other_caption = np.asarray(block(video, context[1:], mask))
+        other_padding = np.asarray(block(video, context[:1].at[:, 3:].set(7.0), mask))
+        assert np.abs(out - other_caption).max() > 1e-3
+        np.testing.assert_allclose(other_padding, out, atol=1e-6)
+        spread[position] = np.abs(out - out[0, 0, 0, 0]).max()
+        weights = jax.tree.leaves(nnx.state(block, nnx.Param),
+                                  is_leaf=lambda x: isinstance(x, nnx.Variable))
+        assert all(isinstance(weight, TemporalParam) for weight in weights)
+    assert spread[False] < 1e-5 and spread[True] > 1e-3

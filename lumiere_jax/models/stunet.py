@@ -9,6 +9,8 @@ Placement, for a U-Net with levels 0..L-1 (L-1 is the coarsest):
   - `down.{l}.{i}`, `up.{l}.{i}` for l < L-1 (res-block sites): TemporalConvBlock;
   - `down.{L-1}.{i}`, `middle.{i}`, `up.{L-1}.{i}`: `temporal_attention_layers` TemporalAttentionBlocks
     (TemporalConvBlocks where that is 0, as in the SSR);
+  - at the res-block sites of `text_attention_levels`, a TemporalTextAttention after the conv
+    block (none by default, as in the paper);
   - `down.{l}.downsample` for l in temporal_down_levels: TemporalDownsample (frames halve);
   - `up.{l+1}.upsample` for the same l: TemporalUpsample (frames double).
 Every skip saved on the way down therefore meets the same number of frames on the way up.
@@ -36,8 +38,8 @@ from lumiere_jax.models.text_encoder import TextEncoderConfig
 from lumiere_jax.models.unet2d import UNet2D, UNetConfig
 from lumiere_jax.nn.frame_sharding import UNSHARDED, FrameSharding, split_problem
 from lumiere_jax.nn.temporal import (ATTENTION_SPANS, TemporalAttentionBlock, TemporalConvBlock,
-                                     TemporalDownsample, TemporalParam, TemporalTextEmbedding,
-                                     TemporalUpsample)
+                                     TemporalDownsample, TemporalParam, TemporalTextAttention,
+                                     TemporalTextEmbedding, TemporalUpsample)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +62,9 @@ class STUNetConfig:
       the clip (`nn.temporal.SpaceTimePosition`). The paper's temporal layers see only relative
       time; an object's expected place at a given frame ("moving left": on the right early,
       on the left late) needs absolute place and time.
+    text_attention_levels: U-Net levels whose temporal conv blocks are followed by residual
+      cross-attention from every (frame, pixel) to the text tokens (`TemporalTextAttention`);
+      the paper reads the tokens only at the coarsest level, through its attention blocks.
     """
     temporal_down_levels: tuple[int, ...] | None = None
     temporal_attention_layers: int = 1
@@ -69,6 +74,7 @@ class STUNetConfig:
     temporal_conv_spatial_kernel: int = 1
     temporal_attention_span: str = "time"
     space_time_position: bool = False
+    text_attention_levels: tuple[int, ...] = ()
 
     def __post_init__(self):
         if self.temporal_down_levels is not None:
@@ -76,6 +82,10 @@ class STUNetConfig:
             if len(set(levels)) != len(levels):
                 raise ValueError(f"temporal_down_levels repeats a level: {levels}.")
             object.__setattr__(self, "temporal_down_levels", levels)
+        text_levels = tuple(sorted(int(level) for level in self.text_attention_levels))
+        if len(set(text_levels)) != len(text_levels):
+            raise ValueError(f"text_attention_levels repeats a level: {text_levels}.")
+        object.__setattr__(self, "text_attention_levels", text_levels)
         if self.temporal_attention_layers < 0:
             raise ValueError(f"temporal_attention_layers must be >= 0, got "
                              f"{self.temporal_attention_layers}.")
@@ -105,6 +115,20 @@ class STUNetConfig:
         if coarsest_width % self.num_heads:
             raise ValueError(f"num_heads={self.num_heads} does not divide the coarsest level's "
                              f"width {coarsest_width} (base_channels * channel_mult[-1]).")
+        num_levels = len(unet.channel_mult)
+        # The coarsest level's attention blocks already read the tokens.
+        with_convs = range(num_levels - 1 if self.temporal_attention_layers else num_levels)
+        invalid = [level for level in self.text_attention_levels if level not in with_convs]
+        if invalid:
+            raise ValueError(
+                f"text_attention_levels {invalid} have no temporal conv blocks to follow: the "
+                f"levels that have them are {list(with_convs)} (the coarsest level's attention "
+                f"blocks already read the text).")
+        for level in self.text_attention_levels:
+            width = unet.base_channels * unet.channel_mult[level]
+            if width % self.num_heads:
+                raise ValueError(f"num_heads={self.num_heads} does not divide level {level}'s "
+                                 f"width {width}, so it cannot attend to the text there.")
         return dataclasses.replace(self, temporal_down_levels=levels)
 
 
@@ -234,7 +258,7 @@ class STUNet(nnx.Module):
         emb_features = self.spatial.unet.emb_features
         kernel = self.config.temporal_conv_kernel
         with_attention = self.config.temporal_attention_layers > 0
-        convs, attention, downsamples, upsamples = {}, {}, {}, {}
+        convs, attention, text_attention, downsamples, upsamples = {}, {}, {}, {}, {}
         for site, channels in sites:
             level, kind = site_level_and_kind(site, self.num_levels)
             key = site_key(site)
@@ -250,12 +274,17 @@ class STUNet(nnx.Module):
                     channels, emb_features, kernel,
                     spatial_kernel=self.config.temporal_conv_spatial_kernel,
                     position=self.config.space_time_position, rngs=rngs)
+                if level in self.config.text_attention_levels:
+                    text_attention[key] = TemporalTextAttention(
+                        channels, self.config.num_heads, unet_config.context_features,
+                        position=self.config.space_time_position, rngs=rngs)
             elif kind == "downsample" and level in self.config.temporal_down_levels:
                 downsamples[key] = TemporalDownsample(channels, kernel, rngs=rngs)
             elif kind == "upsample" and level - 1 in self.config.temporal_down_levels:
                 upsamples[key] = TemporalUpsample(channels, kernel, rngs=rngs)
         self.temporal_convs = nnx.Dict(convs)
         self.temporal_attention = nnx.Dict(attention)
+        self.temporal_text_attention = nnx.Dict(text_attention)
         self.temporal_downsamples = nnx.Dict(downsamples)
         self.temporal_upsamples = nnx.Dict(upsamples)
         self.temporal_text = (TemporalTextEmbedding(unet_config.context_features, emb_features,
@@ -350,7 +379,10 @@ class STUNet(nnx.Module):
         laid out by `frame_sharding` (`site_frame_sharding`)."""
         key = site_key(site)
         if key in self.temporal_convs:
-            return self.temporal_convs[key](video, emb, frame_sharding)
+            video = self.temporal_convs[key](video, emb, frame_sharding)
+            if key in self.temporal_text_attention:
+                video = self.temporal_text_attention[key](video, context, context_mask)
+            return video
         if key in self.temporal_attention:
             for block in self.temporal_attention[key]:
                 video = block(video, context, context_mask, frame_sharding)

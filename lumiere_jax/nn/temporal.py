@@ -247,20 +247,46 @@ class TemporalAttentionBlock(nnx.Module):
         """video: (B, T, H, W, C); context: (B, L, Cc); context_mask: (B, L)."""
         chex.assert_rank(video, 5)
         chex.assert_equal_shape_prefix([video, context, context_mask], 1)
-        _, frames, height, width, _ = video.shape
         _, attend = SPAN_PARTS[self.span]
         video = video + frame_sharding.map_frames(
             lambda block, attention, bias: attend(attention, bias, block, frame_sharding,
                                                   self.chunk),
             add_position(self.position, self.norm_self(video)), self.self_attention,
             self.position_bias)
-        # Cross-attention treats queries independently, so all (frame, pixel) queries of a video
-        # share one sequence and the text is not repeated per pixel.
-        queries = einops.rearrange(add_position(self.position, self.norm_cross(video)),
-                                   "b t h w c -> b (t h w) c")
-        attended = self.cross_attention(queries, context, context_mask)
-        return video + einops.rearrange(attended, "b (t h w) c -> b t h w c", t=frames, h=height,
-                                        w=width)
+        return video + attend_to_text(self.cross_attention,
+                                      add_position(self.position, self.norm_cross(video)),
+                                      context, context_mask)
+
+
+def attend_to_text(attention: MultiHeadAttention, video, context, context_mask):
+    """Cross-attention from every (frame, pixel) of video (B, T, H, W, C) to the text tokens.
+    Queries are independent, so all of a video's queries share one sequence and the text is
+    not repeated per pixel."""
+    _, frames, height, width, _ = video.shape
+    queries = einops.rearrange(video, "b t h w c -> b (t h w) c")
+    attended = attention(queries, context, context_mask)
+    return einops.rearrange(attended, "b (t h w) c -> b t h w c", t=frames, h=height, w=width)
+
+
+class TemporalTextAttention(nnx.Module):
+    """Residual cross-attention from every (frame, pixel) to the text tokens, zero-initialised,
+    for levels finer than the coarsest. With position its queries know their place in the
+    clip, so it can paint what a token says where the motion word puts it at each frame."""
+
+    def __init__(self, features: int, num_heads: int, context_features: int, *,
+                 position: bool = False, rngs: nnx.Rngs):
+        self.norm = group_norm(features, rngs)
+        self.position = SpaceTimePosition(features, rngs=rngs) if position else None
+        self.attention = MultiHeadAttention(features, num_heads, context_features=context_features,
+                                            zero_init_output=True, rngs=rngs)
+        as_temporal(self)
+
+    def __call__(self, video, context, context_mask):
+        """video: (B, T, H, W, C); context: (B, L, Cc); context_mask: (B, L)."""
+        chex.assert_rank(video, 5)
+        chex.assert_equal_shape_prefix([video, context, context_mask], 1)
+        return video + attend_to_text(self.attention, add_position(self.position, self.norm(video)),
+                                      context, context_mask)
 
 
 def attend_in_chunks(attention: MultiHeadAttention, queries, keys, bias, chunk: int = 0):
