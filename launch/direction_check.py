@@ -25,8 +25,8 @@ from flax import nnx
 
 from configs import stunet_shapes
 from lumiere_jax.checkpoints.exported import save_exported
-from lumiere_jax.data import shapes, tfds_shapes
-from lumiere_jax.eval.trajectory_probe import DIRECTIONS, trajectory_table
+from lumiere_jax.data import shapes
+from lumiere_jax.eval.trajectory_probe import DIRECTIONS, trajectory_table, validation_subjects
 from lumiere_jax.pipeline import LumierePipeline
 from lumiere_jax.text import tokenizer
 from lumiere_jax.train.settings import parse_run_config
@@ -72,8 +72,7 @@ def probe_subjects(subjects: str) -> list[shapes.ClipSpec]:
     """The subjects the probe averages over."""
     if subjects == "one":
         return [ONE_SUBJECT]
-    return [shapes.spec_for_seed(tfds_shapes.example_seed("validation", i), "validation")
-            for i in range(4)]
+    return validation_subjects(4)
 
 
 def run_check(config, out: str, steps: int, subjects: str, seed: int = 0) -> list[dict]:

@@ -14,8 +14,8 @@ import argparse
 import sys
 
 from launch.caption_swap import parse_times
-from lumiere_jax.data import shapes, tfds_shapes
-from lumiere_jax.eval.trajectory_probe import DIRECTIONS, trajectory_table
+
+from lumiere_jax.eval.trajectory_probe import DIRECTIONS, trajectory_table, validation_subjects
 from lumiere_jax.pipeline import LumierePipeline
 
 
@@ -45,8 +45,7 @@ def main(argv=None) -> int:
     pipeline = LumierePipeline.from_checkpoint(args.checkpoint)
     if not pipeline.is_video:
         parser.error("The trajectory probe needs a video model; this checkpoint is an image model.")
-    subjects = [shapes.spec_for_seed(tfds_shapes.example_seed("validation", i), "validation")
-                for i in range(args.subjects)]
+    subjects = validation_subjects(args.subjects)
     print(markdown(trajectory_table(pipeline, subjects, args.t, args.draws, args.seed)))
     return 0
 

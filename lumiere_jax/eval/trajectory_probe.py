@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lumiere_jax import diffusion
-from lumiere_jax.data import shapes
+from lumiere_jax.data import shapes, tfds_shapes
 from lumiere_jax.diffusion.pixels import frames_to_model_range
 from lumiere_jax.eval.caption_swap import one_step_output
 
@@ -65,6 +65,13 @@ def data_mean_clip(spec: shapes.ClipSpec, resolution: int, frames: int, num: int
         total = total + np.asarray(frames_to_model_range(shapes.render_clip(start, resolution,
                                                                             frames)))
     return total / num
+
+
+def validation_subjects(count: int) -> list[shapes.ClipSpec]:
+    """The first `count` validation clips' specs: the subjects (colour, shape, size,
+    background) the probe averages over."""
+    return [shapes.spec_for_seed(tfds_shapes.example_seed("validation", i), "validation")
+            for i in range(count)]
 
 
 def drift(path: np.ndarray, motion: str) -> np.ndarray:
