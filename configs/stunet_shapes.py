@@ -30,7 +30,9 @@ def get_config(arg=None):
                       # Every temporal layer also reads its (frame, pixel)'s place in the clip.
                       space_time_position=False,
                       # Levels whose temporal conv blocks also attend to the text tokens.
-                      text_attention_levels=()),
+                      text_attention_levels=(),
+                      # Gated (GLU) temporal conv blocks.
+                      temporal_conv_gate=False),
         backbone=backbone_dir,
     )
     # Noise correlated across a clip's frames (diffusion.noise); 0 = independent per frame.

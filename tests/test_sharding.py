@@ -376,9 +376,10 @@ def test_space_time_attention_sharded_over_time_matches_unsharded(inputs):
 
 def test_space_time_position_sharded_over_time_matches_unsharded(inputs):
     """Each time shard's frames get the position features of their place in the whole clip
-    (in the conv blocks and in the text attention that follows them)."""
+    (in the gated conv blocks and in the text attention that follows them)."""
     model = STUNet(TEXT, UNET, dataclasses.replace(TEMPORAL, space_time_position=True,
-                                                   text_attention_levels=(0,)),
+                                                   text_attention_levels=(0,),
+                                                   temporal_conv_gate=True),
                    rngs=nnx.Rngs(0))
     assert model.temporal_text_attention
     randomise_zero_weights(model, seed=1)

@@ -383,3 +383,24 @@ def test_text_attention_reads_the_unmasked_tokens_where_it_is():
                                   is_leaf=lambda x: isinstance(x, nnx.Variable))
         assert all(isinstance(weight, TemporalParam) for weight in weights)
     assert spread[False] < 1e-5 and spread[True] > 1e-3
+
+
+def test_a_gated_temporal_conv_block_multiplies_by_its_linear_half(cond):
+    """The residual is linear in the gate half of the conv: doubling that half's kernel and bias
+    doubles it. A gated STUNet is still the identity at init."""
+    video = jax.random.normal(jax.random.key(3), (1, 4, 6, 6, 8))
+    emb = jax.random.normal(jax.random.key(4), (1, 16))
+    block = TemporalConvBlock(8, 16, 3, position=True, gate=True, rngs=nnx.Rngs(1))
+    np.testing.assert_array_equal(block(video, emb), video)
+    randomise_zero_kernels(block, seed=2)
+    residual = block(video, emb) - video
+    assert block.conv.kernel.value.shape[-1] == 16
+    doubled = nnx.clone(block)
+    doubled.conv.kernel.value = doubled.conv.kernel.value.at[..., 8:].multiply(2.0)
+    doubled.conv.bias.value = doubled.conv.bias.value.at[8:].multiply(2.0)
+    assert float(jnp.abs(residual).max()) > 1e-2
+    np.testing.assert_allclose(doubled(video, emb) - video, 2 * residual, rtol=1e-4, atol=1e-5)
+    model = STUNet(TEXT, UNET, dataclasses.replace(TEMPORAL, temporal_conv_gate=True),
+                   rngs=nnx.Rngs(0))
+    assert all(block.gate for block in model.temporal_convs.values())
+    check_identity_at_init_for_a_static_video(model, cond)

@@ -62,6 +62,8 @@ class STUNetConfig:
       the clip (`nn.temporal.SpaceTimePosition`). The paper's temporal layers see only relative
       time; an object's expected place at a given frame ("moving left": on the right early,
       on the left late) needs absolute place and time.
+    temporal_conv_gate: the temporal conv blocks multiply their activated, conditioned half by
+      a second, linear half of the conv (a GLU; `TemporalConvBlock`).
     text_attention_levels: U-Net levels whose temporal conv blocks are followed by residual
       cross-attention from every (frame, pixel) to the text tokens (`TemporalTextAttention`);
       the paper reads the tokens only at the coarsest level, through its attention blocks.
@@ -75,6 +77,7 @@ class STUNetConfig:
     temporal_attention_span: str = "time"
     space_time_position: bool = False
     text_attention_levels: tuple[int, ...] = ()
+    temporal_conv_gate: bool = False
 
     def __post_init__(self):
         if self.temporal_down_levels is not None:
@@ -273,7 +276,8 @@ class STUNet(nnx.Module):
                 convs[key] = TemporalConvBlock(
                     channels, emb_features, kernel,
                     spatial_kernel=self.config.temporal_conv_spatial_kernel,
-                    position=self.config.space_time_position, rngs=rngs)
+                    position=self.config.space_time_position,
+                    gate=self.config.temporal_conv_gate, rngs=rngs)
                 if level in self.config.text_attention_levels:
                     text_attention[key] = TemporalTextAttention(
                         channels, self.config.num_heads, unet_config.context_features,

@@ -46,17 +46,18 @@ def identity_kernel_init(key, shape, dtype=jnp.float32):
     return jnp.zeros(shape, dtype).at[size // 2].set(jnp.eye(in_features, dtype=dtype))
 
 
-def temporal_conv(features: int, kernel_size: int, rngs: nnx.Rngs, **kwargs) -> nnx.Conv:
+def temporal_conv(features: int, kernel_size: int, rngs: nnx.Rngs,
+                  out_features: int | None = None, **kwargs) -> nnx.Conv:
     """A 1D conv over time on (N, T, C) without padding: `conv_over_time` supplies the frames
     beyond each end (zeros at the clip's ends, which makes it a 'SAME' conv over the clip)."""
     if kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"Temporal conv kernels must have an odd size, got {kernel_size}.")
-    return named_axes(nnx.Conv(features, features, (kernel_size,), padding="VALID", rngs=rngs,
-                               **kwargs), *conv_axes(1))
+    return named_axes(nnx.Conv(features, out_features or features, (kernel_size,),
+                               padding="VALID", rngs=rngs, **kwargs), *conv_axes(1))
 
 
 def space_time_conv(features: int, kernel_size: int, spatial_kernel: int, rngs: nnx.Rngs,
-                    **kwargs) -> nnx.Conv:
+                    out_features: int | None = None, **kwargs) -> nnx.Conv:
     """A 3D conv over (T, H, W) on (B, T, H, W, C), 'SAME' in space and without padding in time
     (`conv_over_time` supplies the frames beyond each end): it can move content across pixels
     from frame to frame, which a per-pixel 1D conv over time cannot."""
@@ -64,7 +65,8 @@ def space_time_conv(features: int, kernel_size: int, spatial_kernel: int, rngs: 
         raise ValueError(f"Space-time conv kernels must have odd sizes, got {kernel_size} in "
                          f"time and {spatial_kernel} in space.")
     pad = spatial_kernel // 2
-    return named_axes(nnx.Conv(features, features, (kernel_size, spatial_kernel, spatial_kernel),
+    return named_axes(nnx.Conv(features, out_features or features,
+                               (kernel_size, spatial_kernel, spatial_kernel),
                                padding=((0, 0), (pad, pad), (pad, pad)), rngs=rngs, **kwargs),
                       *conv_axes(3))
 
@@ -126,14 +128,22 @@ class TemporalConvBlock(nnx.Module):
     """Residual temporal half of a (2+1)D conv: norm, 1D conv over time, scale-shift from the
     per-video conditioning embedding, activation, zero-initialised projection added back.
     With spatial_kernel > 1 the conv also spans space (`space_time_conv`); with position the
-    conv's input also holds every (frame, pixel)'s place in the clip (`SpaceTimePosition`)."""
+    conv's input also holds every (frame, pixel)'s place in the clip (`SpaceTimePosition`).
+    With gate the conv gives twice the channels and the activated, conditioned half is
+    multiplied by the other (a GLU): the product of what the text and the place say (e.g.
+    "the object belongs here at this frame") with what the frame holds (its colour) is one
+    layer away, where a sum inside one activation only approximates it."""
 
     def __init__(self, features: int, emb_features: int, kernel_size: int = 3, *,
-                 spatial_kernel: int = 1, position: bool = False, rngs: nnx.Rngs):
+                 spatial_kernel: int = 1, position: bool = False, gate: bool = False,
+                 rngs: nnx.Rngs):
         self.norm = group_norm(features, rngs)
         self.position = SpaceTimePosition(features, rngs=rngs) if position else None
-        self.conv = (temporal_conv(features, kernel_size, rngs) if spatial_kernel == 1 else
-                     space_time_conv(features, kernel_size, spatial_kernel, rngs))
+        self.gate = gate
+        out_features = 2 * features if gate else features
+        self.conv = (temporal_conv(features, kernel_size, rngs, out_features)
+                     if spatial_kernel == 1 else
+                     space_time_conv(features, kernel_size, spatial_kernel, rngs, out_features))
         self.emb_proj = named_axes(nnx.Linear(emb_features, 2 * features, rngs=rngs), EMBED, MLP)
         self.proj = named_axes(nnx.Linear(features, features,
                                           kernel_init=nnx.initializers.zeros_init(), rngs=rngs),
@@ -147,10 +157,13 @@ class TemporalConvBlock(nnx.Module):
         h = frame_sharding.map_frames(
             lambda frames, conv: conv_over_time(conv, frames, frame_sharding),
             add_position(self.position, self.norm(video)), self.conv)
+        gate = None
+        if self.gate:
+            h, gate = jnp.split(h, 2, axis=-1)
         scale, shift = jnp.split(self.emb_proj(jax.nn.silu(emb)), 2, axis=-1)
         per_video = lambda y: einops.rearrange(y, "b c -> b 1 1 1 c")
-        h = h * (1 + per_video(scale)) + per_video(shift)
-        return video + self.proj(jax.nn.silu(h))
+        h = jax.nn.silu(h * (1 + per_video(scale)) + per_video(shift))
+        return video + self.proj(h if gate is None else h * gate)
 
 
 class TemporalTextEmbedding(nnx.Module):
