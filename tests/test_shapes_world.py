@@ -360,3 +360,22 @@ def test_score_clips_reports_mean_consistency(scores_32):
     for key in evaluator.CONSISTENCY_KEYS:
         assert np.isfinite(scores_32[f"mean_{key}"])
     assert scores_32["mean_size_stability"] < 0.05 and scores_32["mean_colour_stability"] < 0.01
+
+
+def test_accuracy_by_motion_scores_each_asked_motion_over_its_own_clips():
+    """Rendered clips read back right; a clip rendered with another motion counts as a miss for
+    the motion its spec asks for, and a caption that names no motion leaves its clip out."""
+    left = _still(motion="left", speed="quickly", x=0.7)
+    still, growing = _still(), _still(motion="growing", speed="quickly", size="small")
+    specs = [left, left, still, growing]
+    clips = [world.render_clip(spec, 32) for spec in (left, still, still, growing)]
+    readings = [evaluator.read_clip(clip) for clip in clips]
+    assert evaluator.accuracy_by_motion(readings, specs) == {
+        "motion_left": 0.5, "motion_still": 1.0, "motion_growing": 1.0}
+    captions = [world.canonical_caption(spec) for spec in specs]
+    captions[1] = "a large red square on a black background"  # names no motion: not scored
+    assert evaluator.accuracy_by_motion(readings, specs, captions) == {
+        "motion_left": 1.0, "motion_still": 1.0, "motion_growing": 1.0}
+    assert evaluator.score_readings(readings, specs)["motion"] == 0.75
+    with pytest.raises(ValueError, match="as many readings"):
+        evaluator.accuracy_by_motion(readings[:1], specs)

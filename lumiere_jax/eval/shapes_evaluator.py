@@ -475,7 +475,12 @@ def score_clips(clips, specs, captions=None) -> dict[str, float]:
     mean of each consistency figure as 'mean_<name>' (NaNs ignored). With `captions`, only the
     attributes each prompt names are scored."""
     _check_lengths(clips, specs, "clips")
-    readings = [read_clip(clip) for clip in clips]
+    return score_readings([read_clip(clip) for clip in clips], specs, captions)
+
+
+def score_readings(readings: list[ClipReading], specs, captions=None) -> dict[str, float]:
+    """`score_clips` for clips already read (`read_clip`)."""
+    _check_lengths(readings, specs, "readings")
     scores = _accuracies(readings, specs, ("colour", "shape", "size", "background", "motion",
                                            "speed"), captions)
     scores["single_object"] = float(np.mean([r.single_object for r in readings]))
@@ -484,3 +489,16 @@ def score_clips(clips, specs, captions=None) -> dict[str, float]:
         scores[f"mean_{key}"] = float(np.nanmean(values)) if np.isfinite(values).any() \
             else float("nan")
     return scores
+
+
+def accuracy_by_motion(readings: list[ClipReading], specs, captions=None) -> dict[str, float]:
+    """Motion accuracy for each motion asked for, as 'motion_<motion>', over the clips of that
+    motion whose caption names it (every clip without captions)."""
+    _check_lengths(readings, specs, "readings")
+    named = [True] * len(specs) if captions is None else [
+        "motion" in world.parse_caption(caption) for caption in captions]
+    hits: dict[str, list[bool]] = {}
+    for reading, spec, asked in zip(readings, specs, named):
+        if asked:
+            hits.setdefault(spec.motion, []).append(reading.motion == spec.motion)
+    return {f"motion_{motion}": float(np.mean(hits[motion])) for motion in sorted(hits)}

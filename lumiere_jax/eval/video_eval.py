@@ -10,9 +10,12 @@ from lumiere_jax.eval.split_sampling import evaluate_on_split, render_clips
 
 
 def score_clips_and_shapes_fvd(clips, specs, captions) -> dict[str, float]:
-    """`shapes_evaluator.score_clips` plus `shapes_fvd`: the shapes FVD of the clips against the
-    specs' ground truth rendered at the clips' resolution and length (NaN for one clip)."""
-    scores = shapes_evaluator.score_clips(clips, specs, captions)
+    """`shapes_evaluator.score_clips`, the motion accuracy of each motion asked for
+    (`motion_<motion>`), and `shapes_fvd`: the shapes FVD of the clips against the specs'
+    ground truth rendered at the clips' resolution and length (NaN for one clip)."""
+    readings = [shapes_evaluator.read_clip(clip) for clip in clips]
+    scores = dict(shapes_evaluator.score_readings(readings, specs, captions),
+                  **shapes_evaluator.accuracy_by_motion(readings, specs, captions))
     clips = np.asarray(clips)
     if len(clips) < 2:
         return dict(scores, shapes_fvd=float("nan"))
@@ -22,7 +25,8 @@ def score_clips_and_shapes_fvd(clips, specs, captions) -> dict[str, float]:
 
 def evaluate_video(pipeline, *, num: int = 128, batch: int = 16, split: str = "validation",
                    seed: int = 0, **sample_kwargs) -> dict:
-    """Evaluator accuracies (colour, shape, size, background, motion, speed, all), the mean
+    """Evaluator accuracies (colour, shape, size, background, motion, speed, all, and motion by
+    motion: `motion_<motion>`), the mean
     temporal-consistency figures (`mean_<name>`, NaN when no clip shows an object) and the
     shapes FVD against the ground truth (`shapes_fvd`, NaN for num 1) of clips sampled for the
     first `num` captions of `split`. `pipeline` is any sampler of clips, e.g. a STUNet pipeline
