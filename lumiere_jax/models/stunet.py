@@ -42,6 +42,14 @@ from lumiere_jax.nn.temporal import (ATTENTION_SPANS, TemporalAttentionBlock, Te
                                      TemporalTextEmbedding, TemporalUpsample)
 
 
+def distinct_levels(name: str, levels) -> tuple[int, ...]:
+    """`levels` as a sorted tuple of ints; refused if one repeats."""
+    levels = tuple(sorted(int(level) for level in levels))
+    if len(set(levels)) != len(levels):
+        raise ValueError(f"{name} repeats a level: {levels}.")
+    return levels
+
+
 @dataclasses.dataclass(frozen=True)
 class STUNetConfig:
     """The temporal layers added to the U-Net.
@@ -80,15 +88,9 @@ class STUNetConfig:
     temporal_conv_gate: bool = False
 
     def __post_init__(self):
-        if self.temporal_down_levels is not None:
-            levels = tuple(sorted(int(level) for level in self.temporal_down_levels))
-            if len(set(levels)) != len(levels):
-                raise ValueError(f"temporal_down_levels repeats a level: {levels}.")
-            object.__setattr__(self, "temporal_down_levels", levels)
-        text_levels = tuple(sorted(int(level) for level in self.text_attention_levels))
-        if len(set(text_levels)) != len(text_levels):
-            raise ValueError(f"text_attention_levels repeats a level: {text_levels}.")
-        object.__setattr__(self, "text_attention_levels", text_levels)
+        for name in ("temporal_down_levels", "text_attention_levels"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, distinct_levels(name, getattr(self, name)))
         if self.temporal_attention_layers < 0:
             raise ValueError(f"temporal_attention_layers must be >= 0, got "
                              f"{self.temporal_attention_layers}.")

@@ -130,9 +130,9 @@ class TemporalConvBlock(nnx.Module):
     With spatial_kernel > 1 the conv also spans space (`space_time_conv`); with position the
     conv's input also holds every (frame, pixel)'s place in the clip (`SpaceTimePosition`).
     With gate the conv gives twice the channels and the activated, conditioned half is
-    multiplied by the other (a GLU): the product of what the text and the place say (e.g.
-    "the object belongs here at this frame") with what the frame holds (its colour) is one
-    layer away, where a sum inside one activation only approximates it."""
+    multiplied by the other (a GLU), so the product of what the text and the place say with
+    what the frame holds is one layer away (it did not speed up learning the direction word:
+    docs/training.md section 8)."""
 
     def __init__(self, features: int, emb_features: int, kernel_size: int = 3, *,
                  spatial_kernel: int = 1, position: bool = False, gate: bool = False,
