@@ -41,7 +41,9 @@ def get_config(arg=None):
                        # (docs/data.md): --config.data.source=video_folder
                        # --config.data.video_dir=DIR --config.data.captions=FILE.
                        source="shapes", video_dir="", captions="", fps=8.0, clip_stride=0,
-                       validation_fraction=0.0)
+                       validation_fraction=0.0,
+                       # Train on some motions only (shapes), e.g. "('still','growing')".
+                       motions=())
     config.optim = dict(learning_rate=7e-4, warmup_steps=200, total_steps=4000,
                         end_lr_fraction=0.05, weight_decay=0.0, b1=0.9, b2=0.99, clip_norm=1.0,
                         ema_decay=0.999)

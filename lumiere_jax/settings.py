@@ -63,7 +63,8 @@ class DataSettings:
     "video_folder" cuts clips from the videos in `video_dir` captioned by the table `captions`
     (.csv or .jsonl; docs/data.md), resampled to `fps`, one clip every `clip_stride` frames (0:
     every num_frames, back to back), with a `validation_fraction` of the files held out.
-    resolution and num_frames apply to both.
+    resolution and num_frames apply to both. `motions` (shapes only) keeps just the training
+    clips of those motions (empty: every clip), e.g. a leg on the motions a model lacks.
     """
     resolution: int = 32
     num_frames: int = 16
@@ -82,6 +83,7 @@ class DataSettings:
     fps: float = 8.0
     clip_stride: int = 0
     validation_fraction: float = 0.0
+    motions: tuple = ()
 
     def __post_init__(self):
         if self.mode not in ("frames", "clips"):
@@ -91,6 +93,11 @@ class DataSettings:
         if self.source not in DATA_SOURCES:
             raise ValueError(f"source {self.source!r} is not one of {DATA_SOURCES}")
         self._check_video_folder()
+        if not isinstance(self.motions, (tuple, list)) or not all(
+                isinstance(m, str) for m in self.motions):
+            raise ValueError(f"motions must be a tuple of motion names, got {self.motions!r}")
+        if self.motions and self.source != "shapes":
+            raise ValueError("motions selects shapes-world clips; it needs source='shapes'")
 
     def _check_video_folder(self):
         named = [name for name in ("video_dir", "captions") if getattr(self, name)]

@@ -240,6 +240,29 @@ def test_bad_iterator_arguments_raise(builder, overrides, message):
         _iterator(builder, **overrides)
 
 
+def test_keep_records_yields_only_the_chosen_motions(builder, records):
+    motions = [tfds_shapes_text(r["motion"]) for r in records["train"]]
+    chosen = sorted(set(motions))[:2]
+    source = pipeline.keep_records(pipeline.make_data_source(builder, "train"), "motion", chosen)
+    expected = [i for i, motion in enumerate(motions) if motion in chosen]
+    assert 0 < len(source) == len(expected) < len(motions)
+    for position, index in enumerate(expected):
+        np.testing.assert_array_equal(source[position]["frames"], records["train"][index]["frames"])
+    batch = next(pipeline.make_iterator(source, mode="clips", batch_size=len(source), seed=0,
+                                        process_index=0, process_count=1, text_length=TEXT_LENGTH,
+                                        repeat=False))
+    assert sorted(batch["index"]) == list(range(len(source)))
+
+
+def test_keep_records_refuses_a_motion_no_record_has(builder):
+    with pytest.raises(ValueError, match=r"No record has motion \['sideways'\]; the records have"):
+        pipeline.keep_records(pipeline.make_data_source(builder, "train"), "motion", ["sideways"])
+
+
+def tfds_shapes_text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def test_unknown_split_lists_the_splits(builder):
     with pytest.raises(ValueError, match="allowed: .*heldout"):
         pipeline.make_data_source(builder, "test")

@@ -22,7 +22,7 @@ from lumiere_jax.diffusion.pixels import frames_to_model_range
 from lumiere_jax.diffusion.settings import DiffusionSettings
 from lumiere_jax.models.build import build_model
 from lumiere_jax.models.settings import parse_model_config
-from lumiere_jax.settings import ConfigError
+from lumiere_jax.settings import ConfigError, DataSettings, from_config
 from lumiere_jax.train import loop, metrics
 from lumiere_jax.train.checkpointing import RunCheckpoints
 from lumiere_jax.train.settings import parse_run_config
@@ -88,6 +88,17 @@ def test_bad_values_are_refused(config):
         parse_run_config(config)
     with pytest.raises(ValueError, match="variant"):
         t2i_shapes.get_config("variant=huge")
+
+
+@pytest.mark.parametrize("fields, message", [
+        (dict(motions="still"), "motions must be a tuple of motion names"),
+        (dict(motions=("still",), source="video_folder", video_dir="v", captions="c.csv"),
+         "motions selects shapes-world clips"),
+])
+def test_bad_motion_selections_are_refused(config, fields, message):
+    data = dict(config.data.to_dict(), **fields)
+    with pytest.raises(ConfigError, match=message):
+        from_config(DataSettings, data, "data")
 
 
 def test_training_times_put_the_focus_fraction_in_its_window():

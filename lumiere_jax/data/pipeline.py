@@ -27,6 +27,30 @@ def make_data_source(builder, split: str):
     return builder.as_data_source(split)
 
 
+class RecordSubset:
+    """The records of a random-access `source` at `indices`, itself a random-access source."""
+
+    def __init__(self, source, indices):
+        self.source, self.indices = source, np.asarray(indices, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int):
+        return self.source[int(self.indices[index])]
+
+
+def keep_records(source, feature: str, values) -> RecordSubset:
+    """The records of `source` whose text feature `feature` is one of `values` (e.g. the clips
+    of some motions). Refuses a value that no record has, naming those present."""
+    present = [_text(source[i][feature]) for i in range(len(source))]
+    missing = sorted(set(values) - set(present))
+    if missing:
+        raise ValueError(f"No record has {feature} {missing}; the records have: "
+                         f"{sorted(set(present))}.")
+    return RecordSubset(source, [i for i, value in enumerate(present) if value in set(values)])
+
+
 def _text(value) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 

@@ -122,8 +122,11 @@ def prepare_dataset(data: S.DataSettings):
 def make_train_iterator(data: S.DataSettings, text_length: int, seed: int,
                         process_index: int | None = None, process_count: int | None = None):
     """Builds (if needed) the dataset and returns a checkpointable iterator over one process's
-    share of its train split (default: this process's)."""
+    share of its train split (default: this process's), only the clips of `data.motions` where
+    it names some."""
     source = pipeline.make_data_source(prepare_dataset(data), "train")
+    if data.motions:
+        source = pipeline.keep_records(source, "motion", data.motions)
     return pipeline.make_iterator(
         source, mode=data.mode, batch_size=data.batch_size, seed=data.seed + seed,
         text_length=text_length, worker_count=data.worker_count, process_index=process_index,
