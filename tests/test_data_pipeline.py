@@ -241,7 +241,7 @@ def test_bad_iterator_arguments_raise(builder, overrides, message):
 
 
 def test_keep_records_yields_only_the_chosen_motions(builder, records):
-    motions = [tfds_shapes_text(r["motion"]) for r in records["train"]]
+    motions = [_as_text(r["motion"]) for r in records["train"]]
     chosen = sorted(set(motions))[:2]
     source = pipeline.keep_records(pipeline.make_data_source(builder, "train"), "motion", chosen)
     expected = [i for i, motion in enumerate(motions) if motion in chosen]
@@ -259,7 +259,7 @@ def test_keep_records_refuses_a_motion_no_record_has(builder):
         pipeline.keep_records(pipeline.make_data_source(builder, "train"), "motion", ["sideways"])
 
 
-def tfds_shapes_text(value) -> str:
+def _as_text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 

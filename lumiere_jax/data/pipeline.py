@@ -43,12 +43,12 @@ class RecordSubset:
 def keep_records(source, feature: str, values) -> RecordSubset:
     """The records of `source` whose text feature `feature` is one of `values` (e.g. the clips
     of some motions). Refuses a value that no record has, naming those present."""
-    present = [_text(source[i][feature]) for i in range(len(source))]
-    missing = sorted(set(values) - set(present))
+    present, wanted = [_text(source[i][feature]) for i in range(len(source))], set(values)
+    missing = sorted(wanted - set(present))
     if missing:
         raise ValueError(f"No record has {feature} {missing}; the records have: "
                          f"{sorted(set(present))}.")
-    return RecordSubset(source, [i for i, value in enumerate(present) if value in set(values)])
+    return RecordSubset(source, [i for i, value in enumerate(present) if value in wanted])
 
 
 def _text(value) -> str:
