@@ -61,7 +61,8 @@ def get_config(arg=None):
         data=-1, fsdp=1, time=1,
         rules=unset_mesh_rules(),
     )
-    config.checkpoint = dict(every_steps=500, max_to_keep=2, init_from="")
+    config.checkpoint = dict(every_steps=500, max_to_keep=2, init_from="",
+                             init_from_partial=False)
     config.log = dict(every_steps=50, eval_every_steps=500, eval_num=32, eval_steps=25,
                       eval_batch=32)
     # No dynamic thresholding: the shapes world's colours and backgrounds sit at 0 and 1, so

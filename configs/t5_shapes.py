@@ -28,7 +28,8 @@ def get_config(arg=None):
     config.optim = dict(learning_rate=1e-3, warmup_steps=60, total_steps=600,
                         end_lr_fraction=0.05, weight_decay=0.0, b1=0.9, b2=0.99, clip_norm=1.0,
                         ema_decay=0.99)
-    config.checkpoint = dict(every_steps=500, max_to_keep=2, init_from="")
+    config.checkpoint = dict(every_steps=500, max_to_keep=2, init_from="",
+                             init_from_partial=False)
     config.log = dict(every_steps=100)
     config.probe = dict(num_train=4096, num_validation=1024, steps=500)
     if variant == "tiny":

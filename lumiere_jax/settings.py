@@ -190,10 +190,19 @@ class ComputeSettings:
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointSettings:
-    """How often to save, how many to keep, and an optional checkpoint to start from."""
+    """How often to save, how many to keep, and an optional export to start from.
+
+    `init_from_partial`: False restores every weight of the model from `init_from` (the export
+    must be of the same model). True restores the weights that the model and the export both
+    have (same name and shape), keeps the model's own initialisation for the weights the export
+    lacks (e.g. zero-initialised layers added to a trained STUNet) and leaves out the export's
+    weights that the model lacks; both lists are printed. A weight that both have with
+    different shapes is refused.
+    """
     every_steps: int = 500
     max_to_keep: int = 3
     init_from: str = ""
+    init_from_partial: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

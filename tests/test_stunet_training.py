@@ -191,3 +191,51 @@ def test_the_config_spells_out_the_papers_temporal_levels_and_a_flag_can_drop_th
     config_flags.DEFINE_config_file("config", flag_values=values, sys_argv=argv)  # as main.py
     values(argv)
     assert parse_run_config(values.config).model.temporal.temporal_down_levels == ()
+
+
+def test_a_partial_start_restores_shared_weights_keeps_new_layers_fresh_and_refuses_clashes(
+        config, tmp_path, capsys):
+    """`checkpoint.init_from_partial`: a STUNet given layers its start export lacks (cross-
+    attention to the text after the level-0 conv blocks) starts from every weight the export
+    has, and its new layers keep the fresh initialisation; the reverse start leaves those
+    weights out and says so. Without the switch the same start is refused, and so is a layer
+    whose shape changed."""
+    model = build_model(parse_model_config(config.model), seed=1)
+    params = jax.tree.map(lambda x: x + 0.01, nnx.state(model, nnx.Param))  # no init equals it
+    export = str(tmp_path / "export")
+    save_exported(export, params, config.to_dict())
+    saved = leaves_by_path(params)
+
+    config.model.temporal.text_attention_levels = (0,)
+    config.checkpoint.init_from = export
+    with pytest.raises(CheckpointError, match=r"params/\) could not be read"):
+        setup(parse_run_config(config))
+    config.checkpoint.init_from_partial = True
+    trainer = setup(parse_run_config(config))
+    started = leaves_by_path(nnx.state(
+        nnx.merge(trainer.graphdef, trainer.state.params, trainer.state.frozen), nnx.Param))
+    new = set(started) - set(saved)
+    assert new and set(saved) <= set(started)
+    for path, value in saved.items():
+        np.testing.assert_array_equal(started[path], value, err_msg=str(path))
+    fresh = leaves_by_path(nnx.state(build_model(parse_model_config(config.model),
+                                                 seed=config.seed), nnx.Param))
+    for path in new:
+        np.testing.assert_array_equal(started[path], fresh[path], err_msg=str(path))
+    printed = capsys.readouterr().out
+    assert f"{len(new)} weight(s) the export lacks keep their initialisation" in printed
+    assert printed.count("  kept fresh: ") == len(new)
+
+    with_text = str(tmp_path / "with_text")
+    save_exported(with_text, nnx.state(nnx.merge(trainer.graphdef, trainer.state.params,
+                                                 trainer.state.frozen), nnx.Param),
+                  config.to_dict())
+    config.model.temporal.text_attention_levels = ()
+    config.checkpoint.init_from = with_text
+    setup(parse_run_config(config))
+    assert f"{len(new)} of its weight(s) the model lacks are left out" in capsys.readouterr().out
+
+    config.model.temporal.temporal_conv_kernel = 5
+    config.checkpoint.init_from = export
+    with pytest.raises(CheckpointError, match="other shapes than the model's"):
+        setup(parse_run_config(config))

@@ -5,6 +5,7 @@ backbone from. The config is stored without machine-specific paths (`paths.porta
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -106,6 +107,69 @@ def restore_params(directory: str, abstract_params: nnx.State) -> nnx.State:
             os.path.dirname(path), "its weights (params/) could not be read: they are damaged, "
             "incomplete, or were saved for another model than its config.json describes", "Export "
             "the model again, or give another checkpoint", error) from None
+
+
+@dataclasses.dataclass(frozen=True)
+class PartialRestore:
+    """What `restore_matching_params` read: the restored weights (a subset of the target's),
+    the target's weights that the export lacks (left as they were) and the export's weights
+    that the target lacks (not read); names are dotted paths."""
+    params: nnx.State
+    kept_fresh: tuple[str, ...]
+    left_out: tuple[str, ...]
+
+
+def _key_name(key) -> str:
+    return str(getattr(key, "key", getattr(key, "name", getattr(key, "idx", key))))
+
+
+def restore_matching_params(directory: str, abstract_params: nnx.State) -> PartialRestore:
+    """Restores the weights of `<directory>/params` that `abstract_params` also has, by name,
+    into their shapes, dtypes and shardings. A weight both have with different shapes is
+    refused (the export and the model disagree on what that layer is)."""
+    path = os.path.join(os.path.abspath(os.fspath(directory)), "params")
+    read_exported_config(directory)  # the same clear errors for a missing or partial folder
+    try:
+        with ocp.StandardCheckpointer() as checkpointer:
+            saved_tree = checkpointer.metadata(path).item_metadata
+    except Exception as error:  # Orbax raises many types; say what it means for the user.
+        raise unreadable(directory, "its weights' index (params/) could not be read",
+                         "Export the model again, or give another checkpoint", error) from None
+    # Saved leaves sit one level below the variable ('value'); the target's paths end at it.
+    saved = {tuple(_key_name(k) for k in key_path[:-1]): leaf.shape
+             for key_path, leaf in jax.tree_util.tree_flatten_with_path(saved_tree)[0]}
+    wanted = {tuple(str(k) for k in key_path): variable
+              for key_path, variable in abstract_params.flat_state()}
+    dotted = ".".join
+    clashes = [f"{dotted(name)} {tuple(saved[name])} in the export, "
+               f"{tuple(variable.shape)} in the model"
+               for name, variable in wanted.items()
+               if name in saved and tuple(saved[name]) != tuple(variable.shape)]
+    if clashes:
+        raise CheckpointError(
+            f"Checkpoint {directory!r}: {len(clashes)} weight(s) have other shapes than the "
+            f"model's ({'; '.join(clashes[:3])}{'; ...' if len(clashes) > 3 else ''}). A partial "
+            f"start restores the weights that both have with the same shapes; change the "
+            f"config so that the shared layers keep their shapes, or start from scratch.")
+    shared = [(key_path, variable) for key_path, variable in abstract_params.flat_state()
+              if tuple(str(k) for k in key_path) in saved]
+    if not shared:
+        raise CheckpointError(f"Checkpoint {directory!r} has none of the model's weights: it "
+                              f"was exported from another kind of model.")
+    target = jax.tree.map(ocp.utils.to_shape_dtype_struct, nnx.State.from_flat_path(shared))
+    try:
+        with ocp.PyTreeCheckpointer() as checkpointer:
+            restored = checkpointer.restore(path, args=ocp.args.PyTreeRestore(
+                item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+                partial_restore=True))
+    except Exception as error:
+        raise unreadable(directory, "its weights (params/) could not be read: they are "
+                         "damaged or incomplete", "Export the model again, or give another "
+                         "checkpoint", error) from None
+    return PartialRestore(
+        params=restored,
+        kept_fresh=tuple(sorted(dotted(n) for n in wanted if n not in saved)),
+        left_out=tuple(sorted(dotted(n) for n in saved if n not in wanted)))
 
 
 def load_exported(directory: str):

@@ -25,7 +25,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from lumiere_jax import settings as S
-from lumiere_jax.checkpoints.exported import restore_params
+from lumiere_jax.checkpoints.exported import restore_matching_params, restore_params
 from lumiere_jax.checkpoints.pretrained import load_pretrained
 from lumiere_jax.data import pipeline, tfds_shapes, video_folder
 from lumiere_jax.models.build import build_model
@@ -198,9 +198,20 @@ def initialize_state(fresh_state: Callable[[], TrainState], graphdef: nnx.GraphD
     load_pretrained(model, settings)
     if init_from:  # an export holds the whole model: its trained and its frozen parts
         everything = nnx.state(model, nnx.Param)
-        nnx.update(model, restore_params(
-            init_from, jax.tree.map(ocp.utils.to_shape_dtype_struct, everything)))
-        print(f"Initialised from {init_from}.", flush=True)
+        if run.checkpoint.init_from_partial:
+            partial = restore_matching_params(init_from, everything)
+            nnx.update(model, partial.params)
+            print(f"Initialised from {init_from}, in part: {len(partial.kept_fresh)} weight(s) "
+                  f"the export lacks keep their initialisation, {len(partial.left_out)} of its "
+                  f"weight(s) the model lacks are left out.", flush=True)
+            for heading, names in (("kept fresh", partial.kept_fresh),
+                                   ("left out", partial.left_out)):
+                for name in names:
+                    print(f"  {heading}: {name}", flush=True)
+        else:
+            nnx.update(model, restore_params(
+                init_from, jax.tree.map(ocp.utils.to_shape_dtype_struct, everything)))
+            print(f"Initialised from {init_from}.", flush=True)
     _, params, frozen = nnx.split(model, model.trainable, ...)
     return state.replace(params=params, frozen=frozen, ema_params=jax.tree.map(jnp.copy, params))
 
