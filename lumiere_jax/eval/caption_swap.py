@@ -12,6 +12,7 @@ import numpy as np
 
 from lumiere_jax import diffusion
 from lumiere_jax.data import shapes
+from lumiere_jax.diffusion.noise import gaussian_noise
 from lumiere_jax.diffusion.pixels import frames_to_model_range
 from lumiere_jax.models.t2i import X0_ESTIMATE
 
@@ -43,11 +44,12 @@ def swapped(spec: shapes.ClipSpec, attribute: str) -> shapes.ClipSpec:
 def per_example_losses(pipeline, clean: np.ndarray, captions: list[str], t: float | np.ndarray,
                        seed: int = 0) -> np.ndarray:
     """Loss (in the model's prediction space) of each clean uint8 image or clip for its caption,
-    one forward pass at noise level(s) `t` with noise drawn from `seed`."""
+    one forward pass at noise level(s) `t` with noise drawn from `seed` (for clips, correlated
+    across frames as the model's `frame_noise_correlation` says, as in its training)."""
     settings = pipeline.diffusion
     x0 = frames_to_model_range(jnp.asarray(clean))
     t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), (x0.shape[0],))
-    eps = jax.random.normal(jax.random.key(seed), x0.shape)
+    eps = gaussian_noise(jax.random.key(seed), x0.shape, settings.frame_noise_correlation)
     alpha, sigma = settings.noise_schedule().alpha_sigma(t)
     x_t = diffusion.per_example(alpha, x0) * x0 + diffusion.per_example(sigma, x0) * eps
     target = diffusion.from_x0_eps(x0, eps, alpha, sigma, settings.prediction)
