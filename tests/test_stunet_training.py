@@ -194,7 +194,7 @@ def test_the_config_spells_out_the_papers_temporal_levels_and_a_flag_can_drop_th
 
 
 def test_a_partial_start_restores_shared_weights_keeps_new_layers_fresh_and_refuses_clashes(
-        config, tmp_path, capsys):
+        config, backbone, tmp_path, capsys):
     """`checkpoint.init_from_partial`: a STUNet given layers its start export lacks (cross-
     attention to the text after the level-0 conv blocks) starts from every weight the export
     has, and its new layers keep the fresh initialisation; the reverse start leaves those
@@ -238,4 +238,8 @@ def test_a_partial_start_restores_shared_weights_keeps_new_layers_fresh_and_refu
     config.model.temporal.temporal_conv_kernel = 5
     config.checkpoint.init_from = export
     with pytest.raises(CheckpointError, match="other shapes than the model's"):
+        setup(parse_run_config(config))
+    config.model.temporal.temporal_conv_kernel = 3
+    config.checkpoint.init_from = backbone  # a T2I export: none of a STUNet's weight names
+    with pytest.raises(CheckpointError, match="has none of the model's weights"):
         setup(parse_run_config(config))

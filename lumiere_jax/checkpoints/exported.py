@@ -138,8 +138,9 @@ def restore_matching_params(directory: str, abstract_params: nnx.State) -> Parti
     # Saved leaves sit one level below the variable ('value'); the target's paths end at it.
     saved = {tuple(_key_name(k) for k in key_path[:-1]): leaf.shape
              for key_path, leaf in jax.tree_util.tree_flatten_with_path(saved_tree)[0]}
-    wanted = {tuple(str(k) for k in key_path): variable
-              for key_path, variable in abstract_params.flat_state()}
+    flat = [(tuple(str(k) for k in key_path), key_path, variable)
+            for key_path, variable in abstract_params.flat_state()]
+    wanted = {name: variable for name, _, variable in flat}
     dotted = ".".join
     clashes = [f"{dotted(name)} {tuple(saved[name])} in the export, "
                f"{tuple(variable.shape)} in the model"
@@ -151,8 +152,7 @@ def restore_matching_params(directory: str, abstract_params: nnx.State) -> Parti
             f"model's ({'; '.join(clashes[:3])}{'; ...' if len(clashes) > 3 else ''}). A partial "
             f"start restores the weights that both have with the same shapes; change the "
             f"config so that the shared layers keep their shapes, or start from scratch.")
-    shared = [(key_path, variable) for key_path, variable in abstract_params.flat_state()
-              if tuple(str(k) for k in key_path) in saved]
+    shared = [(key_path, variable) for name, key_path, variable in flat if name in saved]
     if not shared:
         raise CheckpointError(f"Checkpoint {directory!r} has none of the model's weights: it "
                               f"was exported from another kind of model.")
