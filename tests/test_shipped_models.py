@@ -70,9 +70,10 @@ STUNET = os.path.join(WEIGHTS_DIR, "stunet_shapes")
 def test_shipped_stunet_loss_is_lower_with_the_true_direction_and_colour():
     """One forward pass at high noise, t in [0.94, 0.98] (log-SNR -3.3 to -5.5 on this model's
     schedule, the band where a path is decided: docs/training.md sections 8-9; at t <= 0.9
-    the noisy clip already shows its path, and the caption adds about 3%): the loss with the true caption is clearly below the loss with the
-    direction reversed (in 2026-12 about 12% below, lower in 84% of clips) and with the colour
-    swapped. A STUNet that ignored its motion words would score the reversed direction the same."""
+    the noisy clip already shows its path, and the caption adds at most about 3%): the loss
+    with the true caption is clearly below the loss with the direction reversed (in 2026-12
+    about 12% below, lower in 84% of clips) and with the colour swapped. A STUNet that ignored
+    its motion words would score the reversed direction the same."""
     pipeline = LumierePipeline.from_checkpoint(STUNET)
     specs = [s for s in validation_specs(96) if s.motion in ("left", "right", "up", "down")][:32]
     clips = np.stack([shapes.render_clip(s, pipeline.resolution, 16) for s in specs])
