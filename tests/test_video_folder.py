@@ -15,6 +15,7 @@ from configs import t2i_shapes
 from lumiere_jax import cli
 from lumiere_jax.data import captions, pipeline, video_decode, video_folder, video_parts
 from lumiere_jax.data.tfds_build import DatasetBuildError
+from lumiere_jax.data.video_io import write_video
 from lumiere_jax.settings import ConfigError, DataSettings
 from lumiere_jax.train.settings import parse_run_config
 from lumiere_jax.train.setup import check_evaluation_fits_data
@@ -181,6 +182,26 @@ def test_resampling_keeps_the_nearest_source_frame(videos, reference):
     wanted = [math.floor(j * 2 / 3 + 0.5) for j in range(output_frames(INDEX_FRAMES, 30, 45))]
     np.testing.assert_array_equal(frame_indices(faster.frames), wanted)
     assert thirds.source_fps == INDEX_RATE and thirds.source_size == (32, 24)
+
+
+def test_a_gif_with_held_frames_decodes_to_the_frames_on_display(tmp_path):
+    """A GIF stores a run of equal frames as one frame shown longer (ffmpeg then emits it at
+    100 fps, not at its 8 fps average): decoding at the clip's rate gives its frames back."""
+    clip = np.zeros((16, 16, 16, 3), np.uint8)
+    for j, shown in enumerate([0, 0, 0, 1, 2, 2, 3, 4, 5, 5, 5, 5, 6, 7, 8, 9]):
+        clip[j, :, :shown + 1] = 255  # shown + 1 white columns
+    write_video(tmp_path / "held.gif", clip, fps=8)
+    assert video_decode.is_variable_rate(str(tmp_path / "held.gif"))
+    decoded = video_decode.decode_video(tmp_path / "held.gif", fps=8, resolution=16)
+    np.testing.assert_array_equal(decoded.frames, clip)
+    # At half the rate each output frame is one of the clip's frames near time j / 4.
+    halved = video_decode.decode_video(tmp_path / "held.gif", fps=4, resolution=16)
+    assert len(halved.frames) == 8
+    for j, frame in enumerate(halved.frames):
+        near = clip[max(0, 2 * j - 1):2 * j + 2]
+        assert any(np.array_equal(frame, candidate) for candidate in near), j
+    write_video(tmp_path / "held.mp4", clip, fps=8)  # mp4 keeps every frame: constant rate
+    assert not video_decode.is_variable_rate(str(tmp_path / "held.mp4"))
 
 
 @pytest.mark.parametrize("height,width", [(24, 32), (32, 24)])

@@ -5,6 +5,12 @@ round(j * source_fps / fps), rounding halves up. Frames past the last source fra
 so a 2 s source at 30 fps gives ceil((60 - 0.5) * fps / 30) frames at any `fps`. Each kept
 frame's centre square is resized (PIL bilinear, antialiased when shrinking) to
 resolution x resolution.
+
+A variable-rate source (a GIF whose frames are held for different times, some WebM files: its
+stream's average frame rate differs from the rate ffmpeg emits it at, `tbr`) is resampled by
+ffmpeg's `fps` filter, which holds each source frame for its display time and picks, for each
+output time j / fps, the frame that starts nearest it; its `source_frame` numbers are then
+j / fps times the average rate, rounded down.
 """
 from __future__ import annotations
 
@@ -12,6 +18,8 @@ import contextlib
 import dataclasses
 import math
 import os
+import re
+import subprocess
 import tempfile
 from typing import Iterator
 
@@ -83,6 +91,23 @@ def raw_frames(reader, width: int, height: int) -> Iterator[np.ndarray]:
         yield np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3)
 
 
+def _rate(header: str, unit: str) -> float | None:
+    """The first video stream's rate in `unit` ("fps" or "tbr") from ffmpeg's header, or None."""
+    line = next((line for line in header.splitlines() if "Video:" in line), "")
+    match = re.search(r"([0-9.]+)(k?) " + unit + r"\b", line)
+    if not match:
+        return None
+    return float(match.group(1)) * (1000.0 if match.group(2) else 1.0)
+
+
+def is_variable_rate(local: str) -> bool:
+    """Whether ffmpeg emits `local`'s video at another rate (tbr) than its average (fps)."""
+    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", local],
+                           capture_output=True, text=True, errors="replace", check=False)
+    average, emitted = _rate(probe.stderr, "fps"), _rate(probe.stderr, "tbr")
+    return bool(average and emitted) and abs(emitted - average) > 0.01 * average
+
+
 def decode_video(path, fps: float, resolution: int) -> DecodedVideo:
     """`path`'s frames resampled to `fps` and cut to squares (see the module doc).
 
@@ -91,15 +116,22 @@ def decode_video(path, fps: float, resolution: int) -> DecodedVideo:
     """
     with local_file(path) as local:
         try:
-            reader = imageio_ffmpeg.read_frames(local, pix_fmt="rgb24")
+            variable = is_variable_rate(local)
+            reader = imageio_ffmpeg.read_frames(
+                local, pix_fmt="rgb24", output_params=["-vf", f"fps={float(fps)!r}"] if variable else None)
             try:
                 meta = next(reader)
                 source_fps = float(meta.get("fps") or 0.0)
                 width, height = meta["size"]
                 if not source_fps > 0:
                     raise UnreadableVideo(f"ffmpeg reports no frame rate for {os.fspath(path)!r}")
-                picked = [(index, centre_square(frame, resolution)) for index, frame in
-                          select_nearest(raw_frames(reader, width, height), source_fps, fps)]
+                frames = raw_frames(reader, width, height)
+                if variable:  # already at `fps`: every frame is kept
+                    picked = [(math.floor(index * source_fps / fps + 1e-9),
+                               centre_square(frame, resolution)) for index, frame in enumerate(frames)]
+                else:
+                    picked = [(index, centre_square(frame, resolution)) for index, frame in
+                              select_nearest(frames, source_fps, fps)]
             finally:
                 reader.close()
         except UnreadableVideo:
