@@ -174,3 +174,21 @@ def test_a_sampling_plan_for_an_image_model_is_refused():
         aot_sample.plan(t2i_shapes.get_config("variant=tiny"), "v5p:2x2x1", {"data": 4},
                         clips=4, frames=8, window=4, stride=2, window_chunk=1, guidance=1.0,
                         steps=8)
+
+
+@pytest.mark.skipif(not HAS_LIBTPU, reason="libtpu is not installed (pip install -e '.[tpu]')")
+def test_a_mesh_axis_that_splits_a_physical_axis_is_laid_out():
+    """fsdp=8 on v5p's 4x4x4 torus is no product of whole physical axes: jax.make_mesh refuses
+    it, the project's make_mesh splits one; shapes jax can lay out are left as jax lays them."""
+    from jax.experimental import topologies
+    from lumiere_jax.parallel.mesh import MESH_AXES, make_mesh
+    from lumiere_jax.settings import MeshSettings
+    devices = topologies.get_topology_desc(platform="tpu", topology_name="v5p:4x4x4").devices
+    with pytest.raises(NotImplementedError):
+        jax.make_mesh((4, 8, 2), MESH_AXES, devices=devices)
+    mesh = make_mesh(MeshSettings(data=4, fsdp=8, time=2), devices)
+    assert dict(mesh.shape) == {"data": 4, "fsdp": 8, "time": 2}
+    assert sorted(device.id for device in mesh.devices.ravel()) == sorted(d.id for d in devices)
+    plain = make_mesh(MeshSettings(data=4, fsdp=4, time=4), devices)
+    np.testing.assert_array_equal(plain.devices, jax.make_mesh((4, 4, 4), MESH_AXES,
+                                                               devices=devices).devices)

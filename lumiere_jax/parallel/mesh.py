@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import jax
+from jax.experimental import mesh_utils
 from jax.sharding import AxisType, Mesh
 
 from lumiere_jax.names import MESH_AXES
@@ -30,8 +31,15 @@ def mesh_shape(settings: MeshSettings, device_count: int) -> dict[str, int]:
 
 
 def make_mesh(settings: MeshSettings, devices=None) -> Mesh:
-    """A mesh over `devices` (default: every device of every process) with Auto axis types."""
+    """A mesh over `devices` (default: every device of every process) with Auto axis types.
+
+    On a TPU torus `jax.make_mesh` gives each mesh axis whole physical axes; a shape it cannot
+    lay out that way (fsdp=8 on v5p's 4x4x4) is laid out by splitting a physical axis."""
     devices = jax.devices() if devices is None else list(devices)
     sizes = mesh_shape(settings, len(devices))
-    return jax.make_mesh(tuple(sizes[axis] for axis in MESH_AXES), MESH_AXES, axis_types=AXIS_TYPES,
-                         devices=devices)
+    shape = tuple(sizes[axis] for axis in MESH_AXES)
+    try:
+        return jax.make_mesh(shape, MESH_AXES, axis_types=AXIS_TYPES, devices=devices)
+    except NotImplementedError:
+        grid = mesh_utils.create_device_mesh(shape, devices, allow_split_physical_axes=True)
+        return Mesh(grid, MESH_AXES, axis_types=AXIS_TYPES)
