@@ -204,6 +204,17 @@ def test_a_gif_with_held_frames_decodes_to_the_frames_on_display(tmp_path):
     assert not video_decode.is_variable_rate(str(tmp_path / "held.mp4"))
 
 
+def test_a_gif_at_a_rate_gif_cannot_store_decodes_at_that_rate(tmp_path):
+    """8 fps is 12.5 hundredths of a second a frame: the frames alternate 12 and 13 so that
+    ffmpeg reads the file at 8 fps (with 12 each it read 8.33 fps, one frame short at 2 s)."""
+    clip = np.zeros((16, 16, 16, 3), np.uint8)
+    for j in range(16):
+        clip[j, :, :j + 1] = 255
+    write_video(tmp_path / "eight.gif", clip, fps=8)
+    decoded = video_decode.decode_video(tmp_path / "eight.gif", fps=8, resolution=16)
+    np.testing.assert_array_equal(decoded.frames, clip)
+
+
 @pytest.mark.parametrize("height,width", [(24, 32), (32, 24)])
 def test_frames_are_centre_squares(height, width):
     frame = np.zeros((height, width, 3), np.uint8)

@@ -116,10 +116,18 @@ def _read_mp4(path: str) -> np.ndarray:
     return np.stack(frames)
 
 
+def gif_frame_durations(count: int, fps: float) -> list[int]:
+    """Per-frame durations in ms for a gif at `fps`. Gif stores hundredths of a second, so
+    frame k starts at k / fps rounded to 10 ms (8 fps: 120, 130, 120, ...): every frame starts
+    within 5 ms of its time, and ffmpeg reads the file at its true rate, not at 8.33 fps."""
+    starts = [10 * round(k * 100.0 / fps) for k in range(count + 1)]
+    return [max(10, b - a) for a, b in zip(starts, starts[1:])]
+
+
 def _write_gif(path: str, frames: np.ndarray, fps: float) -> None:
     frame_ms = 1000.0 / fps
-    iio.imwrite(path, frames, extension=".gif", duration=frame_ms, loop=0,
-                comment=_GIF_FRAME_MS_PREFIX + repr(frame_ms).encode())
+    iio.imwrite(path, frames, extension=".gif", duration=gif_frame_durations(len(frames), fps),
+                loop=0, comment=_GIF_FRAME_MS_PREFIX + repr(frame_ms).encode())
 
 
 def _read_gif(path: str) -> np.ndarray:
