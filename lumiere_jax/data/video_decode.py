@@ -117,8 +117,8 @@ def decode_video(path, fps: float, resolution: int) -> DecodedVideo:
     with local_file(path) as local:
         try:
             variable = is_variable_rate(local)
-            reader = imageio_ffmpeg.read_frames(
-                local, pix_fmt="rgb24", output_params=["-vf", f"fps={float(fps)!r}"] if variable else None)
+            resample = ["-vf", f"fps={float(fps)!r}"] if variable else None
+            reader = imageio_ffmpeg.read_frames(local, pix_fmt="rgb24", output_params=resample)
             try:
                 meta = next(reader)
                 source_fps = float(meta.get("fps") or 0.0)
@@ -127,8 +127,8 @@ def decode_video(path, fps: float, resolution: int) -> DecodedVideo:
                     raise UnreadableVideo(f"ffmpeg reports no frame rate for {os.fspath(path)!r}")
                 frames = raw_frames(reader, width, height)
                 if variable:  # already at `fps`: every frame is kept
-                    picked = [(math.floor(index * source_fps / fps + 1e-9),
-                               centre_square(frame, resolution)) for index, frame in enumerate(frames)]
+                    picked = [(math.floor(index * source_fps / fps + 1e-9), centre_square(frame, resolution))
+                              for index, frame in enumerate(frames)]
                 else:
                     picked = [(index, centre_square(frame, resolution)) for index, frame in
                               select_nearest(frames, source_fps, fps)]
