@@ -127,7 +127,8 @@ def decode_video(path, fps: float, resolution: int) -> DecodedVideo:
                     raise UnreadableVideo(f"ffmpeg reports no frame rate for {os.fspath(path)!r}")
                 frames = raw_frames(reader, width, height)
                 if variable:  # already at `fps`: every frame is kept
-                    picked = [(math.floor(index * source_fps / fps + 1e-9), centre_square(frame, resolution))
+                    picked = [(math.floor(index * source_fps / fps + 1e-9),
+                               centre_square(frame, resolution))
                               for index, frame in enumerate(frames)]
                 else:
                     picked = [(index, centre_square(frame, resolution)) for index, frame in
