@@ -84,6 +84,14 @@ def test_a_patch_stem_backbone_inflates_at_the_same_sites(stunet, cond):
     check_identity_at_init_for_a_static_video(patched, cond)
 
 
+def test_a_backbone_with_a_refine_head_inflates_and_is_the_identity_at_init(stunet, cond):
+    """The full-resolution head runs per frame after the walk, like the rest of the backbone."""
+    refined = STUNet(TEXT, dataclasses.replace(UNET, patch_size=2, attention_resolutions=(2,),
+                                               refine_blocks=1), TEMPORAL, rngs=nnx.Rngs(0))
+    assert refined.sites == stunet.sites
+    check_identity_at_init_for_a_static_video(refined, cond)
+
+
 def test_temporal_down_then_up_repeats_even_frames():
     down = TemporalDownsample(8, rngs=nnx.Rngs(0))
     up = TemporalUpsample(8, rngs=nnx.Rngs(1))

@@ -1,5 +1,7 @@
 """The T2I backbone: tokenizer, text encoder, U-Net walk and shapes, guidance with the real model."""
 
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -164,6 +166,54 @@ def test_patches_hold_neighbouring_pixels_and_round_trip():
 def test_patch_size_the_resolution_cannot_hold_is_refused(resolution, patch_size):
     with pytest.raises(ValueError, match="multiple of"):
         small_unet(resolution=resolution, channel_mult=(1, 2, 2), patch_size=patch_size)
+
+
+def refine_pair():
+    """The same patched U-Net without and with a full-resolution head: every shared weight is
+    drawn identically (the head is built last)."""
+    config = small_unet(resolution=16, channel_mult=(1, 2), attention_resolutions=(4,), patch_size=2)
+    plain = UNet2D(config, rngs=nnx.Rngs(0))
+    refined = UNet2D(dataclasses.replace(config, refine_blocks=2), rngs=nnx.Rngs(0))
+    kernel = jax.random.normal(jax.random.key(1), plain.conv_out.kernel.value.shape) * 0.1
+    plain.conv_out.kernel.value = kernel
+    refined.conv_out.kernel.value = kernel
+    return plain, refined
+
+
+def refine_inputs():
+    x = jax.random.normal(jax.random.key(3), (2, 16, 16, 3))
+    return x, jnp.array([0.3, 0.8]), jax.random.normal(jax.random.key(4), (2, 4, 32)), jnp.ones((2, 4), bool)
+
+
+def test_refine_head_starts_as_the_plain_patched_unet():
+    plain, refined = refine_pair()
+    args = refine_inputs()
+    expected = plain(*args)
+    assert float(jnp.abs(expected).max()) > 1e-2
+    np.testing.assert_allclose(refined(*args), expected, atol=1e-6)
+
+
+def test_refine_head_learns_from_the_start():
+    """Its output conv starts at zero but gets a gradient, and its full-resolution input conv
+    gets one as soon as that output conv has weights."""
+    _, refined = refine_pair()
+    args = refine_inputs()
+    target = jax.random.normal(jax.random.key(6), args[0].shape)
+    loss = lambda model: jnp.mean((model(*args) - target) ** 2)
+    grads = nnx.grad(loss)(refined)
+    assert float(jnp.abs(grads.refine.conv_out.kernel.value).max()) > 1e-4
+    assert float(jnp.abs(grads.refine.from_input.kernel.value).max()) == 0.0
+    refined.refine.conv_out.kernel.value = -1e-2 * grads.refine.conv_out.kernel.value / float(
+        jnp.abs(grads.refine.conv_out.kernel.value).max())
+    assert float(loss(refined)) < float(loss(refine_pair()[1]))
+    grads = nnx.grad(loss)(refined)
+    assert float(jnp.abs(grads.refine.from_input.kernel.value).max()) > 1e-6
+
+
+@pytest.mark.parametrize("overrides", [dict(refine_blocks=1), dict(refine_blocks=-1, patch_size=2)])
+def test_refine_head_without_a_patch_stem_is_refused(overrides):
+    with pytest.raises(ValueError, match="refine_blocks must be 0, or >= 1 with a patch stem"):
+        small_unet(**overrides)
 
 
 def test_hook_output_is_used_by_the_walk(t2i):

@@ -64,6 +64,11 @@ class UNetConfig:
     # Side of the pixel patches folded into channels before the first block (simple diffusion's
     # space-to-depth stem): 1 = none; 2 runs every level at half the side, a quarter of the cost.
     patch_size: int = 1
+    # Res blocks of a full-resolution head after a patch stem (needs patch_size > 1): it reads
+    # the noisy input at full resolution and the U-Net's last features spread back to pixels
+    # (a conv to base * patch**2 channels, unpatched), and adds its (zero-initialised)
+    # prediction to the U-Net's, so pixel-scale outlines are drawn at full resolution. 0 = none.
+    refine_blocks: int = 0
     # Super-resolution U-Nets are also told the noise-augmentation level of their low-res input
     # (embedded like the diffusion time and added to the conditioning embedding).
     aug_conditioning: bool = False
@@ -80,6 +85,10 @@ class UNetConfig:
         if self.patch_size < 1:
             raise ValueError(f"patch_size must be >= 1 (1 = no patching), got {self.patch_size}.")
         check_resolution(self.resolution, len(self.channel_mult), self.patch_size)
+        if self.refine_blocks < 0 or (self.refine_blocks and self.patch_size == 1):
+            raise ValueError(
+                f"refine_blocks must be 0, or >= 1 with a patch stem (patch_size > 1); got "
+                f"refine_blocks={self.refine_blocks} with patch_size={self.patch_size}.")
 
     @property
     def level_resolutions(self) -> tuple[int, ...]:
@@ -118,6 +127,31 @@ class Level(nnx.Module):
         self.attention = nnx.List(
             [SpatialAttentionBlock(width, config.num_heads, config.context_features, rngs=rngs)
              for _ in in_widths] if use_attention else [])
+
+
+class RefineHead(nnx.Module):
+    """Full-resolution res blocks after a patch stem: pixels in, a prediction to add out."""
+
+    def __init__(self, config: UNetConfig, unet_width: int, emb: int, *, rngs: nnx.Rngs):
+        width, area = config.base_channels, config.patch_size ** 2
+        self.patch_size = config.patch_size
+        self.from_input = named_axes(nnx.Conv(config.in_channels, width, (3, 3), rngs=rngs),
+                                     *conv_axes(2))
+        self.from_unet = named_axes(nnx.Conv(unet_width, width * area, (1, 1), rngs=rngs),
+                                    *conv_axes(2))
+        self.blocks = nnx.List([ResBlock(width, width, emb, rngs=rngs)
+                                for _ in range(config.refine_blocks)])
+        self.norm_out = group_norm(width, rngs)
+        self.conv_out = named_axes(nnx.Conv(width, config.out_channels, (3, 3),
+                                            kernel_init=nnx.initializers.zeros_init(), rngs=rngs),
+                                   *conv_axes(2))
+
+    def __call__(self, x, features, emb):
+        """x: the input (N, H, W, C_in); features: the U-Net's last (N, H / p, W / p, C)."""
+        h = self.from_input(x) + from_patches(self.from_unet(features), self.patch_size)
+        for block in self.blocks:
+            h = block(h, emb)
+        return self.conv_out(jax.nn.silu(self.norm_out(h)))
 
 
 class UNet2D(nnx.Module):
@@ -178,6 +212,8 @@ class UNet2D(nnx.Module):
         self.conv_out = named_axes(nnx.Conv(current, config.out_channels * patch_area, (3, 3),
                                             kernel_init=nnx.initializers.zeros_init(), rngs=rngs),
                                    *conv_axes(2))
+        self.refine = (RefineHead(config, current, emb, rngs=rngs) if config.refine_blocks
+                       else None)
         self.remat = "none"
 
     def set_remat(self, policy: str) -> None:
@@ -265,5 +301,7 @@ class UNet2D(nnx.Module):
             h, _ = walk_level(blocks, "up", level, h, skips)
             if level > 0:
                 h = hook(f"up.{level}.upsample", self.upsamples[position](h))
-        out = self.conv_out(jax.nn.silu(self.norm_out(h)))
-        return from_patches(out, patch)
+        out = from_patches(self.conv_out(jax.nn.silu(self.norm_out(h))), patch)
+        if self.refine is not None:
+            out = out + self.refine(x, h, per_row(emb, x.shape[0]))
+        return out
