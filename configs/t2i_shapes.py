@@ -28,7 +28,7 @@ def get_config(arg=None):
         # width 64: twice the examples per CPU-second of the 32 px-wide U-Net.
         unet=dict(resolution=32, base_channels=64, channel_mult=(1, 2, 2), num_res_blocks=1,
                   attention_resolutions=(8, 4), num_heads=4, context_features=128,
-                  patch_size=2, self_condition=False),
+                  patch_size=2, refine_blocks=0, self_condition=False),
     )
     # Log-SNR shifted by resolution (simple diffusion's rule): +1.386 at 32 px; Min-SNR-5 loss
     # weighting (better one-step denoising at every log-SNR >= -4 than the plain v loss).
