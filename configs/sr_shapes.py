@@ -18,7 +18,8 @@ def get_config(arg=None):
     model.update(kind="sr", ssr=dict(low_resolution=32, noise_aug_max=0.5, noise_aug=0.1))
     # The 2x2 stem runs the levels at 32, 16 and 8 px; no attention but the middle level's.
     model["unet"].update(resolution=64, in_channels=6, base_channels=32, channel_mult=(1, 2, 2),
-                         attention_resolutions=(), patch_size=2, aug_conditioning=True)
+                         attention_resolutions=(), patch_size=2, refine_blocks=0,
+                         aug_conditioning=True)
     config.model = model
     # 64 px is the rule's base resolution: no shift (diffusion.schedules.resolution_shift(64)).
     config.diffusion.update(schedule_shift=0.0)

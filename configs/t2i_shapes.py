@@ -23,12 +23,13 @@ def get_config(arg=None):
         kind="t2i",
         text_encoder=dict(width=128, num_layers=3, num_heads=4, mlp_ratio=2, max_length=32),
         text_checkpoint=SHIPPED_TEXT_ENCODER if variant == "base" else "",
-        # Recipe C of docs/training.md: a 2x2 space-to-depth stem, so the levels run at 16, 8
-        # and 4 px (attention and cross-attention at 8 and 4, i.e. 16 and 8 image px) with base
-        # width 64: twice the examples per CPU-second of the 32 px-wide U-Net.
-        unet=dict(resolution=32, base_channels=64, channel_mult=(1, 2, 2), num_res_blocks=1,
+        # docs/training.md section 11 (the shipped T2I): recipe S's U-Net (base 32, (1, 2, 4))
+        # with a 2x2 space-to-depth stem, so the levels run at 16, 8 and 4 px (attention and
+        # cross-attention at 8 and 4, i.e. 16 and 8 image px), and a one-block full-resolution
+        # head after the stem that draws the outlines at pixel scale (refine_blocks=1).
+        unet=dict(resolution=32, base_channels=32, channel_mult=(1, 2, 4), num_res_blocks=1,
                   attention_resolutions=(8, 4), num_heads=4, context_features=128,
-                  patch_size=2, refine_blocks=0, self_condition=False),
+                  patch_size=2, refine_blocks=1, self_condition=False),
     )
     # Log-SNR shifted by resolution (simple diffusion's rule): +1.386 at 32 px; Min-SNR-5 loss
     # weighting (better one-step denoising at every log-SNR >= -4 than the plain v loss).
@@ -44,7 +45,7 @@ def get_config(arg=None):
                        validation_fraction=0.0,
                        # Train on some motions only (shapes), e.g. "('still','growing')".
                        motions=())
-    config.optim = dict(learning_rate=7e-4, warmup_steps=200, total_steps=4000,
+    config.optim = dict(learning_rate=1e-3, warmup_steps=200, total_steps=14000,
                         end_lr_fraction=0.05, weight_decay=0.0, b1=0.9, b2=0.99, clip_norm=1.0,
                         ema_decay=0.999)
     # Memory switches (lumiere_jax.settings.ComputeSettings), all off: remat of the U-Net walk
@@ -74,7 +75,7 @@ def get_config(arg=None):
         config.model.text_encoder.update(width=32, num_layers=1, num_heads=2, max_length=32)
         config.model.unet.update(resolution=16, base_channels=16, channel_mult=(1, 2),
                                  attention_resolutions=(8,), num_heads=2, context_features=32,
-                                 patch_size=1)
+                                 patch_size=1, refine_blocks=0)
         config.data.update(resolution=16, num_frames=4, num_train=64, num_validation=16,
                            num_heldout=16, batch_size=8)
         config.optim.update(warmup_steps=2, total_steps=20)
