@@ -29,7 +29,7 @@ def get_config(arg=None):
                                      max_length=128, num_buckets=32, max_distance=128)
     config.model.unet.update(resolution=128, base_channels=512, channel_mult=(1, 2, 3, 4),
                              num_res_blocks=3, attention_resolutions=(32, 16), num_heads=16,
-                             context_features=2048)
+                             context_features=2048, patch_size=1, refine_blocks=0)
     config.model.temporal.update(temporal_down_levels=None, temporal_attention_layers=2,
                                  temporal_conv_kernel=3, num_heads=16)
     config.model.backbone = ""
