@@ -11,12 +11,11 @@ weights).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
+from launch.probe_args import load_checkpoint, probe_parser
 from lumiere_jax.data import shapes, tfds_shapes
 from lumiere_jax.eval.caption_swap import REVERSED_MOTION, SWAPPABLE, caption_swap_table
-from lumiere_jax.pipeline import LumierePipeline
 
 
 def validation_specs(num: int, attribute: str) -> list[shapes.ClipSpec]:
@@ -37,27 +36,12 @@ def markdown(table: dict, attribute: str) -> str:
                              f"{v['true_lower']:.0%} |" for t, v in table.items()])
 
 
-def parse_times(text: str) -> tuple[float, ...]:
-    values = tuple(float(v) for v in text.split(",") if v.strip())
-    if not values or not all(0.0 < v < 1.0 for v in values):
-        raise argparse.ArgumentTypeError(f"need noise levels in (0, 1), comma-separated, got {text!r}")
-    return values
-
-
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="export or training workdir")
+    parser = probe_parser(__doc__.split("\n\n")[0], (0.3, 0.5, 0.7, 0.85))
     parser.add_argument("--attribute", choices=SWAPPABLE, default="motion")
-    parser.add_argument("--num", type=int, default=32, help="validation examples (default 32)")
-    parser.add_argument("--t", type=parse_times, default=(0.3, 0.5, 0.7, 0.85),
-                        help="noise levels t, comma-separated")
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.num < 1:
-        parser.error(f"--num must be at least 1, got {args.num}.")
-    pipeline = LumierePipeline.from_checkpoint(args.checkpoint)
-    if args.attribute == "motion" and not pipeline.is_video:
-        parser.error("--attribute motion needs a video model; this checkpoint is an image model.")
+    pipeline = load_checkpoint(parser, args, video=args.attribute == "motion",
+                               why="--attribute motion")
     table = caption_swap_table(pipeline, validation_specs(args.num, args.attribute),
                                args.attribute, args.t, args.seed)
     print(markdown(table, args.attribute))

@@ -10,17 +10,15 @@ training workdir works too (its latest EMA weights).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 import numpy as np
 
-from launch.caption_swap import parse_times
+from launch.probe_args import load_checkpoint, probe_parser
 from lumiere_jax.data import shapes
 from lumiere_jax.eval.split_sampling import prompts_and_specs
 from lumiere_jax.eval.temporal_gain import loss_by_t
 from lumiere_jax.models.settings import parse_model_config
-from lumiere_jax.pipeline import LumierePipeline
 
 DEFAULT_TIMES = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.98)
 
@@ -32,18 +30,9 @@ def markdown(table: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="video export or training workdir")
-    parser.add_argument("--num", type=int, default=32, help="validation clips (default 32)")
-    parser.add_argument("--t", type=parse_times, default=DEFAULT_TIMES,
-                        help="noise levels t, comma-separated")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = probe_parser(__doc__.split("\n\n")[0], DEFAULT_TIMES)
     args = parser.parse_args(argv)
-    if args.num < 1:
-        parser.error(f"--num must be at least 1, got {args.num}.")
-    pipeline = LumierePipeline.from_checkpoint(args.checkpoint)
-    if not pipeline.is_video:
-        parser.error("--checkpoint must be a video model; this one is an image model.")
+    pipeline = load_checkpoint(parser, args, video=True, why="--checkpoint")
     captions, specs = prompts_and_specs("validation", args.num)
     clips = np.stack([shapes.render_clip(s, pipeline.resolution, pipeline.default_frames)
                       for s in specs])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from launch.caption_swap import parse_times
+from launch.probe_args import parse_times
 
 from lumiere_jax.eval.trajectory_probe import DIRECTIONS, trajectory_table, validation_subjects
 from lumiere_jax.pipeline import LumierePipeline

@@ -69,3 +69,14 @@ def test_an_image_model_is_refused():
     settings = parse_model_config(config.model)
     with pytest.raises(ValueError, match="image model"):
         with_trained_weights_reset(build_model(settings), settings)
+
+
+def test_the_command_refuses_bad_counts_and_image_checkpoints(capsys):
+    from launch import temporal_gain
+    from lumiere_jax.pipeline import shipped_checkpoint
+    with pytest.raises(SystemExit):
+        temporal_gain.main(["--checkpoint", "unused", "--num", "0"])
+    assert "--num must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        temporal_gain.main(["--checkpoint", shipped_checkpoint("t2i"), "--num", "1"])
+    assert "needs a video model" in capsys.readouterr().err
