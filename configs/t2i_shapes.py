@@ -69,7 +69,8 @@ def get_config(arg=None):
     # No dynamic thresholding: the shapes world's colours and backgrounds sit at 0 and 1, so
     # dividing x0 by its 99.5th |x0| percentile whenever a pixel overshoots greys every black or
     # white background and leaves noise in it (docs/training.md, section 5).
-    config.sample = dict(steps=50, guidance=3.0, sampler="ddim", dynamic_threshold=0.0)
+    config.sample = dict(steps=50, guidance=3.0, sampler="ddim", dynamic_threshold=0.0,
+                         per_frame_below=0.0)
 
     if variant == "tiny":
         config.model.text_encoder.update(width=32, num_layers=1, num_heads=2, max_length=32)

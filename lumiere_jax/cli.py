@@ -68,6 +68,10 @@ def _add_sampling_flags(parser: argparse.ArgumentParser, video: bool = False,
     if video:
         parser.add_argument("--frames", type=int, default=None,
                             help="Clip length (default: the model's training length).")
+        parser.add_argument("--per-frame-below", type=float, default=None,
+                            help="Noise level t in [0, 1] below which the steps skip the temporal "
+                                 "layers and the frozen 2D model denoises each frame alone "
+                                 "(default: config; 0 = never).")
 
 
 def _add_window_flags(parser: argparse.ArgumentParser) -> None:
@@ -238,6 +242,8 @@ def _sample_kwargs(args) -> dict:
     kwargs = dict(steps=args.steps, guidance=args.guidance, sampler=args.sampler)
     if getattr(args, "frames", None) is not None:
         kwargs["frames"] = args.frames
+    if getattr(args, "per_frame_below", None) is not None:
+        kwargs["per_frame_below"] = args.per_frame_below
     return kwargs
 
 

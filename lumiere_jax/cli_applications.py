@@ -106,7 +106,7 @@ def _load(args, default: str) -> LumierePipeline:
 
 def _settings(args) -> dict:
     return dict(seed=args.seed, steps=args.steps, guidance=args.guidance, sampler=args.sampler,
-                progress=True)
+                per_frame_below=args.per_frame_below, progress=True)
 
 
 def run(args) -> None:

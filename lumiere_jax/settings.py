@@ -232,6 +232,14 @@ class SampleSettings:
     guidance: float = 3.0
     sampler: str = "ddim"
     dynamic_threshold: float = 0.995
+    # Video models: the steps at t below this skip the temporal layers (the frozen 2D model
+    # denoises each frame alone; diffusion.noise_bands); 0 = never.
+    per_frame_below: float = 0.0
+
+    def __post_init__(self):
+        if not 0.0 <= self.per_frame_below <= 1.0:
+            raise ValueError(f"per_frame_below must be in [0, 1] (a noise level t; 0 = never), "
+                             f"got {self.per_frame_below}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,6 +17,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from lumiere_jax.diffusion.guidance import classifier_free_guidance
 from lumiere_jax.diffusion.multidiffusion import temporal_multidiffusion, window_starts
+from lumiere_jax.diffusion.noise_bands import split_by_noise_level
 from lumiere_jax.diffusion.pixels import frames_to_model_range, to_uint8
 from lumiere_jax import checks
 from lumiere_jax.diffusion.samplers import SAMPLERS, noise_to, sample
@@ -32,11 +33,11 @@ from lumiere_jax.text import tokenizer
                                                "sampler", "guidance", "dynamic_threshold",
                                                "frame_correlation", "progress", "noise_aug",
                                                "window", "stride", "window_chunk", "t_start",
-                                               "batch_sharding"))
+                                               "batch_sharding", "per_frame_below"))
 def sample_model(graphdef, state, tokens, conditions, rng, *, shape, schedule, prediction, steps,
                  sampler, guidance, dynamic_threshold, frame_correlation, progress,
                  noise_aug=None, window=None, stride=None, window_chunk=0, x_start=None,
-                 t_start=1.0, batch_sharding=None):
+                 t_start=1.0, batch_sharding=None, per_frame_below=0.0):
     """x0 (shape) for `tokens` and the model's other `conditions` (a dict, in the model range),
     with classifier-free guidance (the conditional and the null prompt batched into one call of
     the model per step; the other conditions are kept for both).
@@ -48,7 +49,8 @@ def sample_model(graphdef, state, tokens, conditions, rng, *, shape, schedule, p
 
     With `x_start` (model range) and `t_start` < 1 it is SDEdit: x_start is noised to t_start
     and denoised from there. `batch_sharding` (a NamedSharding of the rows) spreads the samples
-    over devices: every step's input and output are laid out by it."""
+    over devices: every step's input and output are laid out by it. A video model with
+    `per_frame_below` > 0 runs its frozen 2D model per frame at the steps with t below it."""
     model = nnx.merge(graphdef, state)
     condition_rng, rng = jax.random.split(rng)
     x_init = None
@@ -57,7 +59,7 @@ def sample_model(graphdef, state, tokens, conditions, rng, *, shape, schedule, p
         x_init = noise_to(x_start, t_start, start_rng, schedule, frame_correlation)
     predict = guided_denoiser(model, tokens, conditions, condition_rng, guidance=guidance,
                               noise_aug=noise_aug, window=window, stride=stride,
-                              window_chunk=window_chunk)
+                              window_chunk=window_chunk, per_frame_below=per_frame_below)
     if batch_sharding is not None:
         spread = lambda x: jax.lax.with_sharding_constraint(x, batch_sharding)
         predict = (lambda denoise: lambda x_t, t, *estimate: spread(
@@ -69,14 +71,22 @@ def sample_model(graphdef, state, tokens, conditions, rng, *, shape, schedule, p
 
 
 def guided_denoiser(model: DiffusionModel, tokens, conditions: dict, rng, *, guidance: float,
-                    noise_aug=None, window=None, stride=None, window_chunk: int = 0):
+                    noise_aug=None, window=None, stride=None, window_chunk: int = 0,
+                    per_frame_below: float = 0.0):
     """predict(x_t, t): what one sampling step asks of the model. The text is encoded, the
     other conditions prepared (e.g. the SSR's low-res clip noise-augmented with `rng`), the
     denoiser run over temporal windows (MultiDiffusion) when `window` is given, and the
-    conditional and null-prompt predictions batched into one call and mixed by `guidance`."""
+    conditional and null-prompt predictions batched into one call and mixed by `guidance`.
+    A video model with `per_frame_below` > 0 denoises the steps at t below it with its frozen
+    2D model, frame by frame (`noise_bands.split_by_noise_level`)."""
     conditions = model.prepare_conditions(conditions, rng, noise_aug)
     cond = dict(model.encode_text(tokens), **conditions)
     denoise = lambda x_t, t, c: model.denoise(x_t, t, c)
+    if per_frame_below > 0.0:
+        if not model.is_video:
+            raise ValueError("per_frame_below is for video models (their frozen 2D model runs "
+                             "per frame below it); this is an image model.")
+        denoise = split_by_noise_level(denoise, model.denoise_per_frame, per_frame_below)
     if window is not None:
         denoise = windowed(denoise, model.per_frame_inputs, window, stride, window_chunk)
     if guidance == 1.0:
@@ -148,7 +158,8 @@ class ModelSampler:
                progress: bool = False, noise_aug: float | None = None,
                window: int | None = None, stride: int | None = None,
                window_chunk: int = 0, allow_empty: bool = False, start=None,
-               strength: float = 1.0, mesh: jax.sharding.Mesh | None = None) -> np.ndarray:
+               strength: float = 1.0, mesh: jax.sharding.Mesh | None = None,
+               per_frame_below: float | None = None) -> np.ndarray:
         """One sample per prompt: uint8 images (N, H, W, 3), or clips (N, T, H, W, 3) from a
         video model (T = `frames`, default the training length; the whole clip in one pass, or
         with `window` in overlapping windows of that many frames, `stride` apart (default half a
@@ -165,11 +176,21 @@ class ModelSampler:
         S = 1 ignores it).
 
         `mesh` (with a `data` and/or `fsdp` axis) spreads the samples over its devices, the
-        weights replicated on each; the rows are padded to a multiple of those axes' size."""
+        weights replicated on each; the rows are padded to a multiple of those axes' size.
+
+        `per_frame_below` (video models; default its config's `sample.per_frame_below`): the
+        steps at t below it skip the temporal layers, the frozen 2D model denoising each frame
+        alone; 0 = never."""
         defaults = self.sample_defaults
         checked = checks.settings(steps=steps, guidance=guidance, frames=frames, seed=seed,
                                   noise_aug=noise_aug, window=window, stride=stride,
-                                  window_chunk=window_chunk, strength=strength)
+                                  window_chunk=window_chunk, strength=strength,
+                                  per_frame_below=per_frame_below)
+        if per_frame_below is None:
+            per_frame_below = defaults.per_frame_below if self.model.is_video else 0.0
+        elif per_frame_below > 0.0 and not self.model.is_video:
+            raise checks.InputError("per_frame_below is only for video models; this is an "
+                                    "image model.")
         if sampler is not None:
             checks.choice("sampler", sampler, SAMPLERS)
         if frames is not None and not self.model.is_video:
@@ -216,7 +237,7 @@ class ModelSampler:
             noise_aug=None if noise_aug is None else float(noise_aug), window=window,
             stride=stride, window_chunk=int(window_chunk) if window is not None else 0,
             x_start=x_start, t_start=float(strength) if start is not None else 1.0,
-            batch_sharding=batch_sharding)
+            batch_sharding=batch_sharding, per_frame_below=float(per_frame_below))
         return to_uint8(x)[:rows]
 
     def _spread(self, mesh: jax.sharding.Mesh, rows: int):

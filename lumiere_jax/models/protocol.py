@@ -67,5 +67,8 @@ class VideoModel(DiffusionModel, Protocol):
         """Names of the conditions with one entry per frame (e.g. the SSR's `low_res`): cut into
         the same temporal windows as the clip."""
 
+    def denoise_per_frame(self, x_t: jax.Array, t: jax.Array, cond: dict) -> jax.Array:
+        """`denoise` by the frozen 2D model alone, frame by frame (no temporal layers)."""
+
     def shard_frames(self, frame_sharding: FrameSharding) -> None:
         """Splits clips over `frame_sharding`'s time axis in every later call."""

@@ -35,7 +35,7 @@ from flax import nnx
 from lumiere_jax.models.sr import SSRConfig, SuperResolution2D
 from lumiere_jax.models.t2i import TextToImage, image_shape
 from lumiere_jax.models.text_encoder import TextEncoderConfig
-from lumiere_jax.models.unet2d import UNet2D, UNetConfig
+from lumiere_jax.models.unet2d import UNet2D, UNetConfig, identity_hook
 from lumiere_jax.nn.frame_sharding import UNSHARDED, FrameSharding, split_problem
 from lumiere_jax.nn.temporal import (ATTENTION_SPANS, TemporalAttentionBlock, TemporalConvBlock,
                                      TemporalDownsample, TemporalParam, TemporalTextAttention,
@@ -246,6 +246,11 @@ def count_frames_by_site(config: STUNetConfig, sites, num_levels: int, frames: i
     return counts
 
 
+def fold_frames(video):
+    """(B, T, ...) -> (B * T, ...): clips as the 2D model's batch of frames."""
+    return einops.rearrange(video, "b t ... -> (b t) ...")
+
+
 class STUNet(nnx.Module):
     """Denoises whole clips (B, T, H, W, C): the frozen 2D model per frame plus trainable temporal
     layers. With `ssr` the 2D model is the super-resolution model (the "ssr" kind)."""
@@ -413,8 +418,23 @@ class STUNet(nnx.Module):
         augmentation of its low-res clip, to `noise_aug`)."""
         return self.spatial.prepare_conditions(conditions, rng, noise_aug)
 
+    def per_frame_conditions(self, cond: dict) -> dict:
+        """cond for the 2D model: its per-frame inputs folded to (B * T, ...), the rest (the
+        text, one per clip) as given."""
+        return {name: fold_frames(value) if name in self.spatial.per_frame_inputs else value
+                for name, value in cond.items()}
+
     def denoise(self, x_t, t, cond):
         """Model output (v or eps) for noisy clips x_t (B, T, H, W, C) at times t (B,)."""
+        return self._walk(x_t, t, cond, temporal=True)
+
+    def denoise_per_frame(self, x_t, t, cond):
+        """The frozen 2D model alone on each frame of x_t (B, T, H, W, C) at times t (B,): the
+        temporal layers skipped, for the sampler's low-noise steps (`sample.per_frame_below`)."""
+        return self._walk(x_t, t, cond, temporal=False)
+
+    def _walk(self, x_t, t, cond, temporal: bool):
+        """The 2D model's walk over the frames, the temporal layers hooked in where `temporal`."""
         chex.assert_rank(x_t, 5)
         batch, frames = x_t.shape[:2]
         chex.assert_shape(t, (batch,))
@@ -431,10 +451,8 @@ class STUNet(nnx.Module):
                                          layout)
             return einops.rearrange(video, "b t h w c -> (b t) h w c")
 
-        fold = lambda video: einops.rearrange(video, "b t ... -> (b t) ...")
-        per_frame = {name: fold(value) if name in self.spatial.per_frame_inputs else value
-                     for name, value in cond.items()}
-        out = self.spatial.denoise(fold(x_t), t, per_frame, hook=hook, emb=emb)
+        out = self.spatial.denoise(fold_frames(x_t), t, self.per_frame_conditions(cond),
+                                   hook=hook if temporal else identity_hook, emb=emb)
         return einops.rearrange(out, "(b t) h w c -> b t h w c", b=batch, t=frames)
 
     def __call__(self, x_t, t, tokens):
