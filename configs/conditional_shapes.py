@@ -32,6 +32,8 @@ def get_config(arg=None):
     # Every weight but the text encoder trains (as in the paper), from a trained model: a lower
     # learning rate than the temporal layers' first run.
     config.optim.update(learning_rate=3e-4, warmup_steps=50, total_steps=400)
+    # The temporal layers at every step (the per-frame low band was measured on the STUNet only).
+    config.sample.per_frame_below = 0.0
     if variant == "tiny":
         config.optim.update(warmup_steps=2, total_steps=20)
     return config

@@ -44,7 +44,7 @@ def get_config(arg=None):
     config.mesh.update(data=-1, fsdp=1, time=1)
     # Imagen's dynamic thresholding for natural images (the shapes configs turn it off: their
     # saturated flat colours are what it dims).
-    config.sample.update(dynamic_threshold=0.995)
+    config.sample.update(dynamic_threshold=0.995, per_frame_below=0.0)
     config.checkpoint.update(every_steps=2000, max_to_keep=3)
     config.log.update(every_steps=100)
     return config
