@@ -70,7 +70,7 @@ def get_config(arg=None):
     # dividing x0 by its 99.5th |x0| percentile whenever a pixel overshoots greys every black or
     # white background and leaves noise in it (docs/training.md, section 5).
     config.sample = dict(steps=50, guidance=3.0, sampler="ddim", dynamic_threshold=0.0,
-                         per_frame_below=0.0)
+                         per_frame_below=0.0, enlarged_start=1.0)
 
     if variant == "tiny":
         config.model.text_encoder.update(width=32, num_layers=1, num_heads=2, max_length=32)

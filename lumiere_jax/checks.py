@@ -29,6 +29,8 @@ LIMITS = {
     "window_chunk": (0, 4096, True, "windows denoised at a time; 0 = all at once"),
     "noise_aug": (0.0, 1.0, False, "the noise-augmentation level"),
     "strength": (0.0, 1.0, False, "the SDEdit noise level"),
+    "enlarged_start": (0.0, 1.0, False, "the noise level an SR model's sampling starts from, "
+                       "on its enlarged low-res input; 1 = pure noise"),
     "per_frame_below": (0.0, 1.0, False, "the noise level t below which the frozen 2D model "
                         "denoises each frame alone; 0 = never"),
     "style_alpha": (0.0, 1.0, False, "the style interpolation weight"),

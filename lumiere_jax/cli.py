@@ -82,6 +82,10 @@ def _add_window_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--noise-aug", type=float, default=None,
                         help="Noise-augmentation level of the SSR's low-res input, in [0, 1] "
                              "(default: its config's).")
+    parser.add_argument("--enlarged-start", type=float, default=None,
+                        help="Noise level t in [0, 1] at which the SSR starts, from its low-res "
+                             "input enlarged bilinearly (SDEdit; default: its config's; 1 = "
+                             "from pure noise).")
     parser.add_argument("--window-chunk", type=int, default=0,
                         help="Windows denoised at a time: 0 = all in one vmap (fastest), k > 0 "
                              "= k at a time (peak memory of k windows, for long clips).")
@@ -280,7 +284,8 @@ def run_sample(args) -> None:
         prompts = [p for p in args.prompt for _ in range(args.num)]
         clips = cascade.upscale(prompts, clips, seed=args.seed, steps=args.ssr_steps,
                                 window=args.window, stride=args.stride, noise_aug=args.noise_aug,
-                                window_chunk=args.window_chunk, progress=True)
+                                window_chunk=args.window_chunk, progress=True,
+                                enlarged_start=args.enlarged_start)
     video_io.write_video(args.out, _viewing_grid(clips, args), fps=args.fps)
     if args.xt_slice:
         video_io.write_image(args.xt_slice, _viewing_grid(video_io.xt_slice(clips, row), args))
@@ -294,7 +299,8 @@ def run_upscale(args) -> None:
     start = time.perf_counter()
     clip = upscale(ssr, [args.prompt], low_res[None], seed=args.seed, steps=args.steps,
                    window=args.window, stride=args.stride, noise_aug=args.noise_aug,
-                   window_chunk=args.window_chunk, progress=True)[0]
+                   window_chunk=args.window_chunk, progress=True,
+                   enlarged_start=args.enlarged_start)[0]
     video_io.write_video(args.out, clip, fps=args.fps)
     print(summary(args.out, clip[None], time.perf_counter() - start))
 
@@ -339,7 +345,8 @@ def run_evaluate_ssr(args) -> None:
     scores = evaluate_ssr(ssr, low_res_side(ssr), num=args.num, batch=args.batch,
                           split=args.split, seed=args.seed, frames=args.frames, window=window,
                           stride=args.stride or window // 2, steps=args.steps,
-                          noise_aug=args.noise_aug, window_chunk=args.window_chunk)
+                          noise_aug=args.noise_aug, window_chunk=args.window_chunk,
+                          enlarged_start=args.enlarged_start)
     report_scores(scores, args.json)
 
 

@@ -83,7 +83,8 @@ def check_args(args) -> None:
         raise checks.InputError(f"--frames is not for {args.command}: the input video sets the "
                                 f"clip length.")
     if args.command == "sample" and not values.get("ssr"):
-        ssr_only = [flag(name) for name in ("ssr_steps", "window", "stride", "noise_aug")
+        ssr_only = [flag(name) for name in ("ssr_steps", "window", "stride", "noise_aug",
+                                            "enlarged_start")
                     if values.get(name) is not None]
         if ssr_only:
             raise checks.InputError(f"{', '.join(ssr_only)} set the SSR stage: add --ssr.")

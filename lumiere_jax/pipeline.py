@@ -226,18 +226,19 @@ class CascadePipeline:
     def upscale(self, prompts, low_res: np.ndarray, *, seed: int = 0, steps: int | None = None,
                 window: int | None = None, stride: int | None = None,
                 noise_aug: float | None = None, window_chunk: int = 0,
-                progress: bool = False) -> np.ndarray:
+                progress: bool = False, enlarged_start: float | None = None) -> np.ndarray:
         """The SSR stage alone: uint8 clips (N, T, h, w, 3) -> (N, T, H, W, 3). The window
         defaults to the SSR's training length (the whole clip when shorter), the stride to half
         of it; `window_chunk` windows are denoised at a time (0 = all)."""
         return upscale(self.ssr, prompts, low_res, seed=seed, steps=steps, window=window,
                        stride=stride, noise_aug=noise_aug, window_chunk=window_chunk,
-                       progress=progress)
+                       progress=progress, enlarged_start=enlarged_start)
 
     def sample(self, prompts, *, seed: int = 0, frames: int | None = None,
                ssr_steps: int | None = None, window: int | None = None,
                stride: int | None = None, noise_aug: float | None = None,
                window_chunk: int = 0, progress: bool = False,
+               enlarged_start: float | None = None,
                **base_settings) -> tuple[np.ndarray, np.ndarray]:
         """(base clips, SSR clips) for the prompts; `base_settings` (steps, guidance, sampler)
         go to the base stage."""
@@ -245,13 +246,14 @@ class CascadePipeline:
                                 **base_settings)
         return base, self.upscale(prompts, base, seed=seed, steps=ssr_steps, window=window,
                                   stride=stride, noise_aug=noise_aug,
-                                  window_chunk=window_chunk, progress=progress)
+                                  window_chunk=window_chunk, progress=progress,
+                                  enlarged_start=enlarged_start)
 
 
 def upscale(ssr: ModelSampler, prompts, low_res: np.ndarray, *, seed: int = 0,
             steps: int | None = None, window: int | None = None, stride: int | None = None,
             noise_aug: float | None = None, window_chunk: int = 0,
-            progress: bool = False) -> np.ndarray:
+            progress: bool = False, enlarged_start: float | None = None) -> np.ndarray:
     """An SSR model on uint8 low-res clips (N, T, h, w, 3) -> (N, T, H, W, 3), over temporal
     windows (default: the SSR's training length, stride half of it; the whole clip when it is
     no longer), `window_chunk` of them denoised at a time (0 = all in one vmap). Prompts may be
@@ -268,4 +270,5 @@ def upscale(ssr: ModelSampler, prompts, low_res: np.ndarray, *, seed: int = 0,
         window = ssr.default_frames
     return ssr.sample(prompts, seed=seed, steps=steps, frames=frames, progress=progress,
                       conditions={"low_res": low_res}, noise_aug=noise_aug, window=window,
-                      stride=stride, window_chunk=window_chunk, allow_empty=True)
+                      stride=stride, window_chunk=window_chunk, allow_empty=True,
+                      enlarged_start=enlarged_start)

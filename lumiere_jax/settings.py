@@ -235,11 +235,17 @@ class SampleSettings:
     # Video models: the steps at t below this skip the temporal layers (the frozen 2D model
     # denoises each frame alone; diffusion.noise_bands); 0 = never.
     per_frame_below: float = 0.0
+    # SR models: sampling starts from the low-res input enlarged bilinearly and noised to this
+    # t (SDEdit); 1 = from pure noise.
+    enlarged_start: float = 1.0
 
     def __post_init__(self):
         if not 0.0 <= self.per_frame_below <= 1.0:
             raise ValueError(f"per_frame_below must be in [0, 1] (a noise level t; 0 = never), "
                              f"got {self.per_frame_below}")
+        if not 0.0 <= self.enlarged_start <= 1.0:
+            raise ValueError(f"enlarged_start must be in [0, 1] (a noise level t; 1 = from pure "
+                             f"noise), got {self.enlarged_start}")
 
 
 @dataclasses.dataclass(frozen=True)

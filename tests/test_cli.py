@@ -257,3 +257,23 @@ def test_xt_slice_stacks_one_pixel_row_over_time():
         video_io.xt_slice(clip, height)
     with pytest.raises(ValueError, match="clip"):
         video_io.xt_slice(clip[0])
+
+
+def test_the_ssr_started_from_its_enlarged_input_is_sdedit_from_the_enlargement(checkpoints):
+    ssr = LumierePipeline.from_checkpoint(checkpoints["ssr"])
+    rng = np.random.default_rng(0)
+    low_res = rng.integers(0, 256, (2, 4, 16, 16, 3), dtype=np.uint8)
+    enlarged = np.asarray(jax.image.resize(low_res.astype(np.float32) / 127.5 - 1.0,
+                                           (2, 4, 32, 32, 3), "linear"))
+    expected = np.clip(np.round((enlarged + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    lift = lambda **kw: upscale(ssr, ["", ""], low_res, seed=1, steps=3, **kw)
+    np.testing.assert_array_equal(lift(enlarged_start=0.0), expected)
+    # S in (0, 1): SDEdit from the enlargement, i.e. `start` = it (as uint8) at strength S.
+    from_input = lift(enlarged_start=0.4)
+    as_sdedit = ssr.sample(["", ""], seed=1, steps=3, frames=4, conditions={"low_res": low_res},
+                           allow_empty=True, start=expected, strength=0.4)
+    assert np.abs(from_input.astype(int) - as_sdedit.astype(int)).mean() < 1.0
+    from_noise = lift(enlarged_start=1.0)
+    assert np.abs(from_input.astype(int) - from_noise.astype(int)).mean() > 5.0
+    assert (np.abs(from_input.astype(int) - expected.astype(int)).mean()
+            < np.abs(from_noise.astype(int) - expected.astype(int)).mean())

@@ -159,7 +159,8 @@ class ModelSampler:
                window: int | None = None, stride: int | None = None,
                window_chunk: int = 0, allow_empty: bool = False, start=None,
                strength: float = 1.0, mesh: jax.sharding.Mesh | None = None,
-               per_frame_below: float | None = None) -> np.ndarray:
+               per_frame_below: float | None = None,
+               enlarged_start: float | None = None) -> np.ndarray:
         """One sample per prompt: uint8 images (N, H, W, 3), or clips (N, T, H, W, 3) from a
         video model (T = `frames`, default the training length; the whole clip in one pass, or
         with `window` in overlapping windows of that many frames, `stride` apart (default half a
@@ -180,12 +181,18 @@ class ModelSampler:
 
         `per_frame_below` (video models; default its config's `sample.per_frame_below`): the
         steps at t below it skip the temporal layers, the frozen 2D model denoising each frame
-        alone; 0 = never."""
+        alone; 0 = never.
+
+        `enlarged_start` S (SR models; default its config's `sample.enlarged_start`): with
+        S < 1 and no `start`, sampling starts from the low-res input enlarged bilinearly, noised
+        to t = S (SDEdit from the enlargement; 0 returns the enlargement itself, 1 = from pure
+        noise)."""
         defaults = self.sample_defaults
         checked = checks.settings(steps=steps, guidance=guidance, frames=frames, seed=seed,
                                   noise_aug=noise_aug, window=window, stride=stride,
                                   window_chunk=window_chunk, strength=strength,
-                                  per_frame_below=per_frame_below)
+                                  per_frame_below=per_frame_below,
+                                  enlarged_start=enlarged_start)
         if per_frame_below is None:
             per_frame_below = defaults.per_frame_below if self.model.is_video else 0.0
         elif per_frame_below > 0.0 and not self.model.is_video:
@@ -211,11 +218,15 @@ class ModelSampler:
         check_conditions(conditions, self.model.conditioning_shapes(tokens.shape[0], frames))
         conditions = {name: frames_to_model_range(np.asarray(value, np.uint8))
                       for name, value in conditions.items()}
-        x_start = None
+        x_start, t_start = None, 1.0
         if start is not None:
             if tuple(np.shape(start)) != tuple(shape):
                 raise ValueError(f"start has shape {np.shape(start)}, the samples have {shape}.")
-            x_start = frames_to_model_range(np.asarray(start, np.uint8))
+            x_start, t_start = frames_to_model_range(np.asarray(start, np.uint8)), float(strength)
+        else:
+            x_start, t_start = self._enlarged_start(conditions, shape, enlarged_start)
+            if x_start is not None and t_start == 0.0:
+                return to_uint8(x_start)
         state, rows, batch_sharding = self.state, tokens.shape[0], None
         if mesh is not None:
             state, batch_sharding, pad = self._spread(mesh, rows)
@@ -236,9 +247,20 @@ class ModelSampler:
             frame_correlation=float(self.diffusion.frame_noise_correlation), progress=progress,
             noise_aug=None if noise_aug is None else float(noise_aug), window=window,
             stride=stride, window_chunk=int(window_chunk) if window is not None else 0,
-            x_start=x_start, t_start=float(strength) if start is not None else 1.0,
+            x_start=x_start, t_start=t_start,
             batch_sharding=batch_sharding, per_frame_below=float(per_frame_below))
         return to_uint8(x)[:rows]
+
+    def _enlarged_start(self, conditions: dict, shape, enlarged_start: float | None):
+        """(x_start, t_start) for SDEdit from the enlarged low-res input, or (None, 1.0)."""
+        level = self.sample_defaults.enlarged_start if enlarged_start is None else enlarged_start
+        if level >= 1.0:
+            return None, 1.0
+        enlarged = self.model.enlarged_input(conditions, shape[-2])
+        if enlarged is None:
+            raise checks.InputError("enlarged_start is for super-resolution models (they start "
+                                    "from their enlarged low-res input); this model has none.")
+        return jnp.asarray(enlarged, jnp.float32), float(level)
 
     def _spread(self, mesh: jax.sharding.Mesh, rows: int):
         """(weights replicated over `mesh`, the rows' sharding, padding rows) for `rows`."""

@@ -105,7 +105,8 @@ def evaluate_sr_fidelity(pipeline, low_resolution: int, *, num: int, batch: int,
 def evaluate_ssr(pipeline, low_resolution: int, *, num: int = 32, batch: int = 8,
                  split: str = "validation", seed: int = 0, frames: int = 16,
                  window: int = 8, stride: int = 4, steps: int | None = None,
-                 noise_aug: float | None = None, window_chunk: int = 0) -> dict:
+                 noise_aug: float | None = None, window_chunk: int = 0,
+                 enlarged_start: float | None = None) -> dict:
     """Scores of an SSR `pipeline` (a `ModelSampler`) on the first `num` clips of `split`,
     rendered at its resolution with `frames` frames: the overlapping windows (`stride`) against
     non-overlapping ones (stride = window) for the seam ratio and PSNR, the bilinear PSNR, and
@@ -121,6 +122,7 @@ def evaluate_ssr(pipeline, low_resolution: int, *, num: int = 32, batch: int = 8
         lifted[name] = np.concatenate([
             pipeline.sample(captions[i:i + batch], seed=seed + i, steps=steps, frames=frames,
                             conditions={"low_res": low_res[i:i + batch]}, noise_aug=noise_aug,
+                            enlarged_start=enlarged_start,
                             window=window, stride=step, window_chunk=window_chunk)
             for i in range(0, num, batch)])
     scores = {"split": split, "num": num, "frames": frames, "window": window, "stride": stride,

@@ -50,6 +50,10 @@ class DiffusionModel(Protocol):
         """Sampling: the given inputs of `conditions` (model range) made ready for `denoise`,
         once (e.g. the SR models' noise augmentation to `noise_aug`)."""
 
+    def enlarged_input(self, conditions: dict, resolution: int) -> jax.Array | None:
+        """Sampling: the given low-res input (model range) enlarged to `resolution`, from which
+        sampling may start instead of pure noise (the SR models); None for the other kinds."""
+
     def denoise(self, x_t: jax.Array, t: jax.Array, cond: dict) -> jax.Array:
         """The model output (v or eps) for noisy inputs x_t at times t (B,)."""
 

@@ -124,6 +124,11 @@ class SuperResolution2D(TextToImage):
         eps = jax.random.normal(rng, low_res.shape, low_res.dtype)
         return dict(conditions, **{LOW_RES: augment(low_res, levels, eps), AUG_LEVEL: levels})
 
+    def enlarged_input(self, conditions: dict, resolution: int):
+        """The (un-augmented) low-res input (..., h, w, C), model range, enlarged bilinearly to
+        `resolution`: where sampling may start (SDEdit) instead of pure noise."""
+        return enlarge_frames(conditions[LOW_RES], resolution)
+
     def embed(self, t, cond: dict):
         """The U-Net's conditioning embedding: time, pooled text and augmentation level."""
         if AUG_LEVEL not in cond:

@@ -413,6 +413,10 @@ class STUNet(nnx.Module):
         augmented low-res clip, one augmentation level per clip); keys (B, 2): one per clip."""
         return self.spatial.condition_on(cond, clean, keys)
 
+    def enlarged_input(self, conditions: dict, resolution: int):
+        """The 2D model's enlarged input, per frame (None for a text-to-video model)."""
+        return self.spatial.enlarged_input(conditions, resolution)
+
     def prepare_conditions(self, conditions: dict, rng, noise_aug: float | None = None) -> dict:
         """Sampling: the 2D model's preparation of the given inputs (the SSR's noise
         augmentation of its low-res clip, to `noise_aug`)."""

@@ -84,6 +84,11 @@ class TextToImage(nnx.Module):
         del rng, noise_aug
         return conditions
 
+    def enlarged_input(self, conditions: dict, resolution: int):
+        """No input to enlarge: sampling starts from noise (None)."""
+        del conditions, resolution
+        return None
+
     def embed(self, t, cond: dict):
         """The U-Net's conditioning embedding: diffusion time and pooled text."""
         return self.unet.embed(t, cond["context"], cond["mask"])
