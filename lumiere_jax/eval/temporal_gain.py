@@ -22,7 +22,7 @@ def with_trained_weights_reset(model: nnx.Module, settings: ModelSettings) -> nn
         raise ValueError(f"The temporal gain compares a video model with its temporal layers at "
                          f"initialisation; this is a {settings.kind!r} model (an image model).")
     reset = build_model(settings)
-    nnx.update(reset, nnx.state(model, nnx.Not(type(model).trainable)))
+    nnx.update(reset, nnx.state(model, nnx.Not(model.trainable)))
     return reset
 
 
