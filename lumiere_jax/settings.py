@@ -240,12 +240,12 @@ class SampleSettings:
     enlarged_start: float = 1.0
 
     def __post_init__(self):
-        if not 0.0 <= self.per_frame_below <= 1.0:
-            raise ValueError(f"per_frame_below must be in [0, 1] (a noise level t; 0 = never), "
-                             f"got {self.per_frame_below}")
-        if not 0.0 <= self.enlarged_start <= 1.0:
-            raise ValueError(f"enlarged_start must be in [0, 1] (a noise level t; 1 = from pure "
-                             f"noise), got {self.enlarged_start}")
+        for name, meaning in (("per_frame_below", "0 = never"),
+                              ("enlarged_start", "1 = from pure noise")):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1] (a noise level t; {meaning}), got "
+                                 f"{value}")
 
 
 @dataclasses.dataclass(frozen=True)
